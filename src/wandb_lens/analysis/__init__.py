@@ -1,0 +1,1 @@
+"""Pure computation on numbers: numpy and pandas only, never MCP or wandb."""

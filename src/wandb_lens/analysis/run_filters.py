@@ -1,0 +1,220 @@
+"""MongoDB-style run filters and ordering, as W&B users write them for `api.runs(filters=...)`.
+
+A run is matched as a document: {"id", "name", "state", "group", "job_type", "tags",
+"created_at", "config": {...}, "summary_metrics": {...}}. Field paths: `state`, `tags`,
+`group`, `config.<key>` (`config.<key>.value` accepted too), `summary_metrics.<key>` or
+`summary.<key>`; nested keys by dots, and keys that themselves hold a `/` or `.` as logged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$exists")
+LOGIC = ("$and", "$or", "$nor")
+MAX_DEPTH = 32
+MAX_NODES = 2000
+MAX_REGEX = 200
+_MISSING = object()
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]")
+
+
+class FilterError(ValueError):
+    pass
+
+
+def _aliases(field: str) -> list[str]:
+    for prefix, target in (("summary_metrics.", "summary."), ("summary.", "summary."), ("config.", "config.")):
+        if field.startswith(prefix):
+            return [target + field[len(prefix):]]
+    if field in ("created_at", "createdAt"):
+        return ["created_at"]
+    if field in ("display_name", "displayName"):
+        return ["name"]
+    return [field]
+
+
+def lookup(doc: dict, field: str) -> Any:
+    """The value at a dotted path; a key that contains dots itself is tried whole first."""
+    path = _aliases(field)[0]
+    head, _, rest = path.partition(".")
+    node = doc.get(head, _MISSING)
+    if not rest:
+        return node
+    return _walk(node, rest, head == "config")
+
+
+def _walk(node: Any, rest: str, is_config: bool) -> Any:
+    if not isinstance(node, dict):
+        return _MISSING
+    if rest in node:
+        return node[rest]
+    parts = rest.split(".")
+    for i in range(len(parts) - 1, 0, -1):  # longest key first: "train/acc.top1" before "train/acc"
+        key = ".".join(parts[:i])
+        if key in node:
+            found = _walk(node[key], ".".join(parts[i:]), is_config)
+            if found is not _MISSING:
+                return found
+    if is_config and rest.endswith(".value"):
+        return _walk(node, rest[: -len(".value")], False)
+    return _MISSING
+
+
+def check(filters: Any) -> None:
+    """Validate a filter document up front, so errors name the bad part."""
+    count = [0]
+
+    def walk(node: Any, depth: int) -> None:
+        count[0] += 1
+        if depth > MAX_DEPTH:
+            raise FilterError(f"Filter nested deeper than {MAX_DEPTH} levels.")
+        if count[0] > MAX_NODES:
+            raise FilterError(f"Filter has more than {MAX_NODES} parts.")
+        if not isinstance(node, dict):
+            raise FilterError(f"A filter must be an object like {{\"state\": \"finished\"}}, got {type(node).__name__}.")
+        for key, value in node.items():
+            if key in LOGIC:
+                if not isinstance(value, list) or not value:
+                    raise FilterError(f"{key} takes a non-empty list of filters.")
+                for sub in value:
+                    walk(sub, depth + 1)
+            elif key.startswith("$"):
+                raise FilterError(f"Unknown filter operator {key!r}. Supported: {', '.join(OPS + LOGIC)}.")
+            elif isinstance(value, dict) and any(k.startswith("$") for k in value):
+                for op, arg in value.items():
+                    if op not in OPS:
+                        raise FilterError(f"Unknown filter operator {op!r} on {key!r}. Supported: {', '.join(OPS)}.")
+                    if op in ("$in", "$nin") and not isinstance(arg, list):
+                        raise FilterError(f"{op} on {key!r} takes a list.")
+                    if op == "$regex":
+                        _compile(arg, key)
+
+    walk(filters, 0)
+
+
+def _compile(pattern: Any, field: str) -> re.Pattern:
+    if not isinstance(pattern, str):
+        raise FilterError(f"$regex on {field!r} takes a string.")
+    if len(pattern) > MAX_REGEX:
+        raise FilterError(f"$regex on {field!r} is longer than {MAX_REGEX} characters.")
+    if _NESTED_QUANTIFIER.search(pattern) or re.search(r"\\[1-9]", pattern):
+        raise FilterError(
+            f"$regex on {field!r} has a nested quantifier or backreference like (a+)+, which can take "
+            "exponential time; simplify the pattern."
+        )
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise FilterError(f"$regex on {field!r} is not a valid pattern: {exc}.") from None
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+def _cmp(a: Any, op: str, b: Any) -> bool:
+    if a is _MISSING or a is None:
+        return False
+    na, nb = _num(a), _num(b)
+    if na is not None and nb is not None:
+        if math.isnan(na):
+            return False
+        a, b = na, nb
+    elif type(a) is not type(b) or not isinstance(a, str):
+        return False
+    return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[op]
+
+
+def _eq(a: Any, b: Any) -> bool:
+    if isinstance(a, list) and not isinstance(b, list):
+        return any(_eq(x, b) for x in a)
+    na, nb = _num(a), _num(b)
+    if na is not None and nb is not None:
+        return na == nb
+    return a == b
+
+
+def _field_match(value: Any, cond: Any, field: str) -> bool:
+    if not (isinstance(cond, dict) and any(k.startswith("$") for k in cond)):
+        return value is not _MISSING and _eq(value, cond)
+    for op, arg in cond.items():
+        if op == "$eq":
+            ok = value is not _MISSING and _eq(value, arg)
+        elif op == "$ne":
+            ok = value is _MISSING or not _eq(value, arg)
+        elif op in ("$gt", "$gte", "$lt", "$lte"):
+            ok = _cmp(value, op, arg)
+        elif op == "$in":
+            ok = value is not _MISSING and any(_eq(value, a) for a in arg)
+        elif op == "$nin":
+            ok = value is _MISSING or not any(_eq(value, a) for a in arg)
+        elif op == "$exists":
+            ok = (value is not _MISSING and value is not None) == bool(arg)
+        else:  # $regex
+            rx = _compile(arg, field)
+            vals = value if isinstance(value, list) else [value]
+            ok = any(isinstance(v, str) and rx.search(v) for v in vals)
+        if not ok:
+            return False
+    return True
+
+
+def matches(doc: dict, filters: dict | None) -> bool:
+    if not filters:
+        return True
+    for key, cond in filters.items():
+        if key == "$and":
+            ok = all(matches(doc, sub) for sub in cond)
+        elif key == "$or":
+            ok = any(matches(doc, sub) for sub in cond)
+        elif key == "$nor":
+            ok = not any(matches(doc, sub) for sub in cond)
+        else:
+            ok = _field_match(lookup(doc, key), cond, key)
+        if not ok:
+            return False
+    return True
+
+
+def parse_order(order: str | None) -> tuple[str, bool] | None:
+    """'-summary.val_loss' -> ('summary.val_loss', descending=True)."""
+    if not order:
+        return None
+    if not isinstance(order, str) or len(order) > 300:
+        raise FilterError("order must be a field name like '-summary.val_loss' or '+created_at'.")
+    desc = order.startswith("-")
+    field = order.lstrip("+-").strip()
+    if not field:
+        raise FilterError("order names no field: use e.g. '-summary.val_loss' or '+created_at'.")
+    return field, desc
+
+
+def sort_docs(docs: list[dict], order: str | None) -> list[dict]:
+    parsed = parse_order(order)
+    if parsed is None:
+        return docs
+    field, desc = parsed
+
+    def key(doc: dict):
+        v = lookup(doc, field)
+        n = _num(v)
+        if n is not None and not math.isnan(n):
+            return (0, n, "")
+        if isinstance(v, str):
+            return (1, 0.0, v)
+        return None
+
+    present = [(key(d), i, d) for i, d in enumerate(docs)]
+    have = [p for p in present if p[0] is not None]
+    missing = [p[2] for p in present if p[0] is None]
+    have.sort(key=lambda p: (p[0][0], -p[0][1] if desc else p[0][1], p[0][2]), reverse=False)
+    if desc:  # strings: reverse within their block
+        nums = [p for p in have if p[0][0] == 0]
+        strs = sorted([p for p in have if p[0][0] == 1], key=lambda p: p[0][2], reverse=True)
+        have = nums + strs
+    return [p[2] for p in have] + missing

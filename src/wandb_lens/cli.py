@@ -1,0 +1,98 @@
+"""Command line: `wandb-lens serve | call | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs-dir", action="append", metavar="DIR",
+                   help="folder holding W&B runs (repeatable; default ./wandb, then $WANDB_DIR)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default $WANDB_LENS_CACHE_DIR or ~/.cache/wandb-lens)")
+
+
+def _config(args):
+    from .app import AppConfig
+
+    return AppConfig(runs_dirs=args.runs_dir or [], cache_dir=args.cache_dir)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wandb-lens", description="MCP server over W&B runs and Weave traces.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    _source_args(serve)
+    call = sub.add_parser("call", help="run one tool in-process and print its result")
+    call.add_argument("tool")
+    call.add_argument("arguments", nargs="?", default="{}", help="JSON object of arguments")
+    _source_args(call)
+    demo = sub.add_parser("demo", help="write a demo project of real offline W&B runs")
+    demo.add_argument("--out", default="demo-data", help="folder to write into (default ./demo-data)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=os.environ.get("WANDB_LENS_LOG", "WARNING"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "call":
+        return _call(args)
+    if args.command == "demo":
+        from .demo import write_demo
+
+        return write_demo(args.out)
+    return 2
+
+
+def _serve(args) -> int:
+    from .server import build_server
+
+    server = build_server(_config(args))
+    if args.transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host=args.host, port=args.port)
+    return 0
+
+
+def _call(args) -> int:
+    import anyio
+
+    from .server import build_server
+
+    try:
+        arguments = json.loads(args.arguments)
+    except ValueError as exc:
+        print(f"arguments must be a JSON object: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(arguments, dict):
+        print("arguments must be a JSON object", file=sys.stderr)
+        return 2
+    server = build_server(_config(args))
+
+    async def run():
+        from mcp import Client
+
+        async with Client(server) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            if args.tool not in names:
+                print(f"Unknown tool {args.tool!r}. Tools: {', '.join(sorted(names))}", file=sys.stderr)
+                return 2
+            result = await client.call_tool(args.tool, arguments)
+            for block in result.content:
+                if block.type == "text":
+                    print(block.text)
+                else:
+                    print(f"[{block.type} content: {getattr(block, 'mime_type', '')}]")
+            return 1 if result.is_error else 0
+
+    return anyio.run(run)

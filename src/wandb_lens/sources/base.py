@@ -1,0 +1,79 @@
+"""What every run source gives the tools: run records, reference parsing, history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol
+
+from ..errors import LensError
+from .history import History
+
+STATES = ("finished", "failed", "crashed", "running")
+
+
+@dataclass
+class RunInfo:
+    id: str
+    project: str
+    entity: str = ""
+    name: str = ""
+    group: str = ""
+    job_type: str = ""
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
+    host: str = ""
+    created_at: float | None = None  # unix seconds
+    runtime_s: float | None = None
+    state: str = "finished"
+    config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    metrics: list[dict] = field(default_factory=list)  # define_metric declarations
+    history_rows: int = 0
+    last_step: int | None = None
+    damage: list[str] = field(default_factory=list)  # what the reader could not read
+    truncated: bool = False
+    wandb_version: str = ""
+    environment: dict = field(default_factory=dict)
+    location: str = ""  # where the run lives (a folder name for local runs)
+    exit_code: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.project}/{self.id}"
+
+    @property
+    def created_iso(self) -> str:
+        if self.created_at is None:
+            return ""
+        return datetime.fromtimestamp(self.created_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_ref(ref: str) -> tuple[str | None, str | None, str]:
+    """'run_id', 'project/run_id' or 'entity/project/run_id' -> (entity, project, run_id)."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise LensError("A run reference is required: 'run_id', 'project/run_id' or 'entity/project/run_id'.")
+    if "\x00" in ref or len(ref) > 300:
+        raise LensError("Invalid run reference: it contains a NUL byte or is longer than 300 characters.")
+    parts = ref.strip().split("/")
+    if any(not p for p in parts) or len(parts) > 3:
+        raise LensError(
+            f"Invalid run reference {ref!r}: use 'run_id', 'project/run_id' or 'entity/project/run_id'."
+        )
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 2:
+        return None, parts[0], parts[1]
+    return None, None, parts[0]
+
+
+class RunSource(Protocol):
+    """The interface the tools use; local and cloud sources implement it."""
+
+    def describe_location(self) -> str: ...
+
+    def list_runs(self, project: str | None = None) -> list[RunInfo]: ...
+
+    def get_run(self, ref: str) -> RunInfo: ...
+
+    def history(self, run: RunInfo, keys: list[str] | None = None) -> History: ...

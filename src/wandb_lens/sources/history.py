@@ -1,0 +1,152 @@
+"""A run's history as sparse columns: every key keeps the rows at which it was logged.
+
+Keys logged in different `log()` calls (train loss every step, validation every N steps) are
+never joined by row position: each column holds its own row indices, and `steps[row]` gives the
+`_step` of a row. Pairing two series is done on their step values (see `series`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NUMERIC = "numeric"
+TEXT = "text"
+HISTOGRAM = "histogram"
+MEDIA = "media"
+
+
+@dataclass
+class Column:
+    kind: str
+    rows: np.ndarray  # int64 row indices, increasing
+    values: np.ndarray | list  # float64 for numeric; list of str for text; [] for media
+    bins: list | None = None  # histogram: list of edge arrays; values holds count arrays
+
+
+@dataclass
+class History:
+    steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    columns: dict[str, Column] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.steps.shape[0])
+
+    def keys(self, kind: str | None = None) -> list[str]:
+        return [k for k, c in self.columns.items() if kind is None or c.kind == kind]
+
+    def numeric(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(`_step` values, values) of a numeric key, in logging order."""
+        col = self.columns[key]
+        return self.steps[col.rows], np.asarray(col.values, dtype=np.float64)
+
+    def series(self, key: str, step_key: str = "_step") -> tuple[np.ndarray, np.ndarray]:
+        """x and y of `key` on the axis `step_key`: rows where both were logged.
+
+        With `_step`, every row has an x. With a custom step metric, only rows where that
+        metric was logged together with `key` count, as W&B plots them.
+        """
+        col = self.columns[key]
+        y = np.asarray(col.values, dtype=np.float64)
+        if step_key == "_step":
+            return self.steps[col.rows].astype(np.float64), y
+        scol = self.columns[step_key]
+        common, ia, ib = np.intersect1d(col.rows, scol.rows, assume_unique=True, return_indices=True)
+        return np.asarray(scol.values, dtype=np.float64)[ib], y[ia]
+
+    def append(self, other: History) -> History:
+        """A new History with `other`'s rows after this one's."""
+        offset = self.n_rows
+        cols = dict(self.columns)
+        for key, col in other.columns.items():
+            mine = cols.get(key)
+            rows = col.rows + offset
+            if mine is None:
+                cols[key] = Column(col.kind, rows, col.values, col.bins)
+                continue
+            if mine.kind != col.kind:
+                # a key that changed type mid-run: keep the numeric reading when there is one
+                if mine.kind == NUMERIC or col.kind != NUMERIC:
+                    continue
+                cols[key] = Column(col.kind, rows, col.values, col.bins)
+                continue
+            if col.kind == NUMERIC:
+                vals = np.concatenate([mine.values, col.values])
+            else:
+                vals = list(mine.values) + list(col.values)
+            bins = None if col.bins is None else list(mine.bins or []) + list(col.bins)
+            cols[key] = Column(col.kind, np.concatenate([mine.rows, rows]), vals, bins)
+        return History(np.concatenate([self.steps, other.steps]), cols)
+
+
+def to_arrow(history: History):
+    """A wide Arrow table (one row per history row, nulls where a key was not logged)."""
+    import json
+
+    import pyarrow as pa
+
+    n = history.n_rows
+    arrays = [pa.array(history.steps, type=pa.int64())]
+    names = ["_step"]
+    kinds = {}
+    for key, col in history.columns.items():
+        if key == "_step":
+            continue
+        present = np.zeros(n, dtype=bool)
+        present[col.rows] = True
+        kinds[key] = col.kind
+        if col.kind == NUMERIC:
+            full = np.zeros(n, dtype=np.float64)
+            full[col.rows] = col.values
+            arrays.append(pa.array(full, mask=~present))
+        elif col.kind == HISTOGRAM:
+            counts: list = [None] * n
+            edges: list = [None] * n
+            for r, c, b in zip(col.rows.tolist(), col.values, col.bins or []):
+                counts[r] = np.asarray(c, dtype=np.float64)
+                edges[r] = np.asarray(b, dtype=np.float64)
+            arrays.append(
+                pa.StructArray.from_arrays(
+                    [pa.array(counts, type=pa.list_(pa.float64())), pa.array(edges, type=pa.list_(pa.float64()))],
+                    names=["values", "bins"],
+                    mask=pa.array(~present),
+                )
+            )
+        else:
+            full_text: list = [None] * n
+            for r, v in zip(col.rows.tolist(), col.values):
+                full_text[r] = v
+            arrays.append(pa.array(full_text, type=pa.string()))
+        names.append(key)
+    table = pa.Table.from_arrays(arrays, names=names)
+    meta = dict(table.schema.metadata or {})
+    meta[b"wandb_lens_kinds"] = json.dumps(kinds).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def from_arrow(table) -> History:
+    import json
+
+    kinds = json.loads((table.schema.metadata or {}).get(b"wandb_lens_kinds", b"{}"))
+    steps = table.column("_step").to_numpy().astype(np.int64)
+    cols: dict[str, Column] = {"_step": Column(NUMERIC, np.arange(len(steps)), steps.astype(np.float64))}
+    for key in table.column_names:
+        if key == "_step":
+            continue
+        arr = table.column(key).combine_chunks()
+        valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        rows = np.flatnonzero(valid)
+        kind = kinds.get(key, NUMERIC)
+        if kind == NUMERIC:
+            vals = arr.to_numpy(zero_copy_only=False)[rows].astype(np.float64)
+            cols[key] = Column(kind, rows, vals)
+        elif kind == HISTOGRAM:
+            sub = arr.filter(arr.is_valid())
+            counts = [np.asarray(v, dtype=np.float64) for v in sub.field("values").to_pylist()]
+            edges = [np.asarray(v, dtype=np.float64) for v in sub.field("bins").to_pylist()]
+            cols[key] = Column(kind, rows, counts, edges)
+        else:
+            cols[key] = Column(kind, rows, arr.filter(arr.is_valid()).to_pylist())
+    return History(steps, cols)

@@ -1,0 +1,362 @@
+"""The embedded default: runs read from the `wandb/` folders W&B writes on disk.
+
+Finds run folders (`offline-run-*`, `run-*`; never `latest-run`) under the configured roots,
+reads each `run-<id>.wandb` log, and keeps two caches: a small JSON index per run (metadata,
+config, summary) so listing never decodes histories, and the decoded history as parquet. Both
+are keyed by the file's path, size and mtime; a run that is still growing is decoded
+incrementally from the byte where the last pass stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import re
+import socket
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from ..errors import LensError, suggest
+from .base import RunInfo, parse_ref
+from .history import History
+from .run_file import RunScan
+
+log = logging.getLogger("wandb_lens.local")
+
+RUNNING_WINDOW_S = 300  # a log without an exit record, written to this recently, is "running"
+MAX_DEPTH = 3
+INDEX_VERSION = 2
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("WANDB_LENS_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "wandb-lens"
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    """Run folders under `root`, at most MAX_DEPTH levels down, never through symlinks."""
+    found: list[Path] = []
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        if any(e.name.startswith("run-") and e.name.endswith(".wandb") for e in entries):
+            found.append(folder)
+            continue
+        if depth >= MAX_DEPTH:
+            continue
+        for e in entries:
+            if e.is_symlink() or not e.is_dir(follow_symlinks=False) or e.name.startswith("."):
+                continue
+            if e.name in ("files", "logs", "tmp", "node_modules", "__pycache__"):
+                continue
+            stack.append((Path(e.path), depth + 1))
+    return found
+
+
+def _wandb_file(folder: Path) -> Path | None:
+    files = sorted(p for p in folder.glob("run-*.wandb") if not p.is_symlink())
+    return files[0] if files else None
+
+
+_PID_LINE = re.compile(rb"Configure stats pid to (\d+)")
+
+
+def _writer_alive(folder: Path, scan: RunScan) -> bool | None:
+    """Is the process that wrote this run still alive? None when it cannot be told.
+
+    wandb's `logs/debug.log` names the user process's pid; it is checked only for runs written
+    on this host, and a pid that was reused by a process started after the run does not count.
+    """
+    if scan.host and scan.host != socket.gethostname():
+        return None
+    try:
+        with open(folder / "logs" / "debug.log", "rb") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return None
+    m = _PID_LINE.search(head)
+    if not m:
+        return None
+    pid = int(m.group(1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return None
+    try:  # Linux: compare the process's start time with the run's
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime"))
+        started = btime + ticks / os.sysconf("SC_CLK_TCK")
+        if scan.start_time and started > scan.start_time + 5:
+            return False
+    except (OSError, ValueError, IndexError, StopIteration):
+        pass
+    return True
+
+
+def _state(scan: RunScan, mtime: float, folder: Path | None = None) -> str:
+    """finished / failed from the exit record; crashed / running when the writer vanished.
+
+    wandb-core writes an exit record (code 0) even when the user process was killed; only a run
+    that reached `run.finish()` (or wandb's exit hook) also logs the `finish` telemetry feature.
+    """
+    if scan.exit_code is not None and (scan.finish_called or scan.exit_code != 0):
+        return "finished" if scan.exit_code == 0 else "failed"
+    if scan.exit_code is not None:
+        return "crashed"
+    alive = _writer_alive(folder, scan) if folder is not None else None
+    if alive is not None:
+        return "running" if alive else "crashed"
+    return "running" if time.time() - mtime < RUNNING_WINDOW_S and not scan.damage else "crashed"
+
+
+class LocalRunSource:
+    kind = "local"
+
+    def __init__(self, roots: list[str | os.PathLike], cache_dir: str | os.PathLike | None = None):
+        self.roots = [Path(r).expanduser().resolve() for r in roots]
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._scans: dict[str, tuple[int, int, RunScan]] = {}
+        self._histories: OrderedDict[str, tuple[int, int, History]] = OrderedDict()
+        self._lock = threading.RLock()
+        self._listing: tuple[float, list[RunInfo]] | None = None
+
+    # ----- discovery -------------------------------------------------------------------
+    def describe_location(self) -> str:
+        return ", ".join(str(r) for r in self.roots)
+
+    def _check_roots(self) -> None:
+        missing = [str(r) for r in self.roots if not r.is_dir()]
+        if missing and len(missing) == len(self.roots):
+            raise LensError(
+                f"Runs directory not found: {', '.join(missing)}. Point wandb-lens at the folder that "
+                "holds your wandb/ runs with --runs-dir (or WANDB_DIR)."
+            )
+
+    def list_runs(self, project: str | None = None) -> list[RunInfo]:
+        with self._lock:
+            now = time.monotonic()
+            if self._listing is None or now - self._listing[0] > 2.0:
+                self._check_roots()
+                runs = []
+                seen_files: set[str] = set()
+                for root in self.roots:
+                    for folder in _run_dirs(root):
+                        path = _wandb_file(folder)
+                        if path is None or str(path) in seen_files:
+                            continue
+                        seen_files.add(str(path))
+                        info = self._info(path)
+                        if info is not None:
+                            runs.append(info)
+                runs.sort(key=lambda r: (r.created_at or 0, r.id), reverse=True)
+                self._listing = (now, runs)
+            runs = self._listing[1]
+        if project is not None:
+            runs = [r for r in runs if r.project == project]
+        return runs
+
+    def projects(self) -> list[str]:
+        return sorted({r.project for r in self.list_runs()})
+
+    def get_run(self, ref: str) -> RunInfo:
+        entity, project, run_id = parse_ref(ref)
+        runs = self.list_runs()
+        if project is not None and not any(r.project == project for r in runs):
+            raise LensError(suggest("project", project, {r.project for r in runs}))
+        pool = [r for r in runs if (project is None or r.project == project) and (entity is None or r.entity in ("", entity))]
+        hits = [r for r in pool if r.id == run_id] or [r for r in pool if r.name == run_id]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            refs = ", ".join(f"{h.project}/{h.id} ({h.location})" for h in hits[:10])
+            raise LensError(f"Run reference {ref!r} is ambiguous: it matches {len(hits)} runs: {refs}. Use project/run_id.")
+        where = f" in project {project!r}" if project else ""
+        names = [r.id for r in pool] + [r.name for r in pool if r.name]
+        raise LensError(suggest(f"run{where}", run_id, names).replace("Unknown run", "No run", 1))
+
+    # ----- reading -----------------------------------------------------------------------
+    def _cache_name(self, path: Path) -> str:
+        return hashlib.sha1(str(path).encode()).hexdigest()[:20]
+
+    def _info(self, path: Path) -> RunInfo | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        scan = self._scan(path, st)
+        folder = path.parent.name
+        if scan is None:
+            return RunInfo(
+                id=path.stem[4:], project="(unreadable)", name=folder, state="crashed",
+                damage=["not a .wandb run file (bad header)"], location=folder,
+            )
+        runtime = scan.exit_runtime
+        if runtime is None and scan.last_timestamp and scan.start_time:
+            runtime = max(0.0, scan.last_timestamp - scan.start_time)
+        summary = {k: v for k, v in scan.summary.items() if not k.startswith("_")}
+        return RunInfo(
+            id=scan.run_id or path.stem[4:], project=scan.project or "uncategorized", entity=scan.entity,
+            name=scan.name or scan.run_id, group=scan.group, job_type=scan.job_type, tags=list(scan.tags),
+            notes=scan.notes, host=scan.host, created_at=scan.start_time, runtime_s=runtime,
+            state=_state(scan, st.st_mtime, path.parent), config=scan.config, summary=summary, metrics=scan.metrics,
+            history_rows=scan.history_rows, last_step=scan.last_step, damage=list(scan.damage),
+            truncated=scan.truncated, wandb_version=scan.wandb_version, environment=scan.environment,
+            location=folder, exit_code=scan.exit_code,
+        )
+
+    def _read(self, path: Path):
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                return b""
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def _scan(self, path: Path, st: os.stat_result) -> RunScan | None:
+        """Metadata and summary, from memory, the disk index, or a pass over the new bytes."""
+        from . import run_file
+        from .wandb_file import NotAWandbFile
+
+        key = str(path)
+        cached = self._scans.get(key)
+        if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
+            return cached[2]
+        index_path = self.cache_dir / "index" / f"{self._cache_name(path)}.json"
+        previous = None
+        if cached is None:
+            try:
+                doc = json.loads(index_path.read_text())
+                if doc.get("v") == INDEX_VERSION and doc["path"] == key:
+                    cached = (doc["size"], doc["mtime_ns"], RunScan.from_json(doc["scan"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                cached = None
+        if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
+            self._scans[key] = cached
+            return cached[2]
+        if cached and cached[0] < st.st_size and not cached[2].damage:
+            previous = cached[2]  # the log only grows: continue where the last pass stopped
+        data = self._read(path)
+        try:
+            scan, _ = run_file.scan(data, previous=previous)
+        except NotAWandbFile:
+            return None
+        finally:
+            if isinstance(data, mmap.mmap):
+                data.close()
+        self._scans[key] = (st.st_size, st.st_mtime_ns, scan)
+        _write_atomic(
+            index_path,
+            json.dumps({"v": INDEX_VERSION, "path": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                        "scan": scan.to_json()}, default=_json_default).encode(),
+        )
+        return scan
+
+    def history(self, run: RunInfo, keys: list[str] | None = None) -> History:
+        path = self._path_of(run)
+        with self._lock:
+            st = path.stat()
+            key = str(path)
+            mem = self._histories.get(key)
+            if mem and mem[0] == st.st_size and mem[1] == st.st_mtime_ns:
+                self._histories.move_to_end(key)
+                return mem[2]
+            hist = self._load_history(path, st, mem)
+            self._histories[key] = (st.st_size, st.st_mtime_ns, hist)
+            while len(self._histories) > 8:
+                self._histories.popitem(last=False)
+            return hist
+
+    def _path_of(self, run: RunInfo) -> Path:
+        for root in self.roots:
+            for folder in (root / run.location, root / "wandb" / run.location):
+                path = folder / f"run-{run.id}.wandb"
+                if path.is_file() and not path.is_symlink():
+                    return path
+        for root in self.roots:
+            for folder in _run_dirs(root):
+                if folder.name == run.location:
+                    path = _wandb_file(folder)
+                    if path:
+                        return path
+        raise LensError(f"Run {run.ref} is no longer on disk (folder {run.location}).")
+
+    def _load_history(self, path: Path, st, mem) -> History:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from . import run_file
+        from .history import from_arrow, to_arrow
+
+        pq_path = self.cache_dir / "history" / f"{self._cache_name(path)}.parquet"
+        base: History | None = None
+        offset = 0
+        meta: dict = {}
+        if mem is not None and mem[0] <= st.st_size:
+            base, meta = mem[2], getattr(mem[2], "_meta", {})
+        else:
+            try:
+                table = pq.read_table(pq_path)
+                meta = json.loads(table.schema.metadata[b"wandb_lens"])
+                if meta.get("path") == str(path) and meta.get("size", 1 << 62) <= st.st_size:
+                    base = from_arrow(table)
+            except (OSError, KeyError, ValueError, pa.ArrowException):
+                base = None
+        if base is not None and meta.get("size") == st.st_size and meta.get("mtime_ns") == st.st_mtime_ns:
+            base._meta = meta
+            return base
+        if base is not None and meta.get("end_offset") and not meta.get("damaged"):
+            offset = int(meta["end_offset"])
+        else:
+            base = None
+        data = self._read(path)
+        try:
+            start = RunScan(end_offset=offset) if offset else None
+            scan, records = run_file.scan(data, previous=start, want_history=True, want_summary=False)
+            new = run_file.decode_history(records)
+        finally:
+            if isinstance(data, mmap.mmap):
+                data.close()
+        hist = base.append(new) if base is not None else new
+        meta = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                "end_offset": scan.end_offset, "damaged": bool(scan.damage)}
+        hist._meta = meta
+        try:
+            table = to_arrow(hist)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"wandb_lens": json.dumps(meta).encode()})
+            tmp = pq_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            pq_path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, tmp)
+            os.replace(tmp, pq_path)
+        except OSError as exc:  # a read-only cache must not stop the answer
+            log.warning("could not write history cache %s: %s", pq_path, exc)
+        return hist
+
+
+def _json_default(value):
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not write cache %s: %s", path, exc)

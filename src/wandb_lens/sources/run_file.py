@@ -1,0 +1,337 @@
+"""Decoding a `.wandb` run file: metadata, config, summary, metric definitions and history.
+
+One pass over the framed records (see `wandb_file`). History records are recognised by the tag
+byte after the record number and kept undecoded until their columns are needed, so listing a
+run never pays for decoding its history. Decoding works on a byte range, so a run that is still
+being written is decoded incrementally from where the last pass stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .history import HISTOGRAM, MEDIA, NUMERIC, TEXT, Column, History
+from .wandb_file import Framing, check_header
+
+_HISTORY_TAG = 0x12  # Record field 2, length-delimited
+_SUMMARY_TAG = 0x1A  # Record field 3
+
+
+def _record_tag(rec: bytes) -> int:
+    """The tag byte of the record's payload field (after the optional `num` varint)."""
+    i = 0
+    if rec and rec[0] == 0x08:
+        i = 1
+        n = len(rec)
+        while i < n and rec[i] & 0x80:
+            i += 1
+        i += 1
+    return rec[i] if i < len(rec) else -1
+
+
+def _key(item) -> str:
+    nk = item.nested_key
+    if len(nk) == 1:
+        return nk[0]
+    if nk:
+        return ".".join(nk)
+    return item.key
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _set_nested(target: dict, path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        nxt = target.get(part)
+        if not isinstance(nxt, dict):
+            nxt = target[part] = {}
+        target = nxt
+    target[path[-1]] = value
+
+
+def _del_nested(target: dict, path: list[str]) -> None:
+    for part in path[:-1]:
+        target = target.get(part)
+        if not isinstance(target, dict):
+            return
+    target.pop(path[-1], None)
+
+
+@dataclass
+class RunScan:
+    """Everything a pass over the file found, except the decoded history."""
+
+    run_id: str = ""
+    entity: str = ""
+    project: str = ""
+    name: str = ""
+    group: str = ""
+    job_type: str = ""
+    notes: str = ""
+    tags: list[str] = field(default_factory=list)
+    host: str = ""
+    start_time: float | None = None
+    config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    metrics: list[dict] = field(default_factory=list)  # define_metric records
+    exit_code: int | None = None
+    finish_called: bool = False  # telemetry feature.finish: the user process reached run.finish()
+    exit_runtime: float | None = None
+    environment: dict = field(default_factory=dict)
+    wandb_version: str = ""
+    history_rows: int = 0
+    last_step: int | None = None
+    last_timestamp: float | None = None
+    end_offset: int = 0
+    damage: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunScan:
+        return cls(**data)
+
+
+def scan(data: bytes, previous: RunScan | None = None, want_history: bool = False, want_summary: bool = True):
+    """Scan records from `previous.end_offset` (or the header) on.
+
+    Returns (RunScan, list of undecoded history record payloads if `want_history`). Summary
+    deltas (about two per history row) are the costly part of a scan; `want_summary=False`
+    skips them when only the history is needed.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb  # heavy: imports wandb
+
+    check_header(data)
+    state = RunScan(**previous.to_json()) if previous else RunScan()
+    if previous is not None:
+        state.config = json.loads(json.dumps(previous.config))
+        state.summary = json.loads(json.dumps(previous.summary))
+        state.metrics = list(previous.metrics)
+        state.damage = list(previous.damage)
+    framing = Framing(data, start=state.end_offset or 7)
+    parse = pb.Record.FromString
+    history: list[bytes] = []
+    summaries: list[bytes] = []
+    last_history: bytes | None = None
+    for rec in framing.records():
+        tag = _record_tag(rec)
+        if tag == _HISTORY_TAG:
+            state.history_rows += 1
+            last_history = rec
+            if want_history:
+                history.append(rec)
+            continue
+        if tag == _SUMMARY_TAG:
+            if want_summary:
+                summaries.append(rec)
+            continue
+        try:
+            record = parse(rec)
+        except Exception:  # a record that passed its CRC but is not a Record
+            state.damage.append("undecodable record")
+            continue
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            _apply_run(state, record.run)
+        elif kind == "config":
+            _apply_config(state.config, record.config)
+        elif kind == "metric":
+            _apply_metric(state.metrics, record.metric)
+        elif kind == "exit":
+            state.exit_code = int(record.exit.exit_code)
+            state.exit_runtime = float(record.exit.runtime) or None
+        elif kind == "environment":
+            env = record.environment
+            for name in ("os", "python", "program", "host", "gpu_type"):
+                value = getattr(env, name, "")
+                if value:
+                    state.environment[name] = value
+            if env.gpu_count:
+                state.environment["gpu_count"] = int(env.gpu_count)
+        elif kind == "telemetry":
+            if record.telemetry.feature.finish:
+                state.finish_called = True
+        elif kind == "header":
+            state.wandb_version = record.header.version_info.producer.split("+")[0]
+    _apply_summaries(state.summary, summaries, parse)
+    if last_history is not None:
+        _apply_last_row(state, parse(last_history).history)
+    state.end_offset = framing.end_offset
+    state.truncated = framing.truncated
+    state.damage.extend(framing.damage)
+    return state, history
+
+
+def _apply_run(state: RunScan, run) -> None:
+    state.run_id = run.run_id or state.run_id
+    state.entity = run.entity or state.entity
+    state.project = run.project or state.project
+    state.name = run.display_name or state.name
+    state.group = run.run_group or state.group
+    state.job_type = run.job_type or state.job_type
+    state.notes = run.notes or state.notes
+    state.tags = list(run.tags) or state.tags
+    state.host = run.host or state.host
+    if run.start_time.seconds:
+        state.start_time = run.start_time.seconds + run.start_time.nanos / 1e9
+    _apply_config(state.config, run.config)
+
+
+def _apply_config(config: dict, record) -> None:
+    for item in record.update:
+        path = list(item.nested_key) or [item.key]
+        if path[0] == "_wandb":
+            continue
+        _set_nested(config, path, _loads(item.value_json))
+    for item in record.remove:
+        _del_nested(config, list(item.nested_key) or [item.key])
+
+
+def _apply_metric(metrics: list[dict], metric) -> None:
+    name = metric.name or metric.glob_name
+    if not name:
+        return
+    entry: dict = {"name": name}
+    if metric.glob_name:
+        entry["glob"] = True
+    if metric.step_metric:
+        entry["step_metric"] = metric.step_metric
+    summary = [s for s in ("min", "max", "mean", "last", "best", "first") if getattr(metric.summary, s, False)]
+    if summary:
+        entry["summary"] = summary
+    if metric.goal:
+        entry["goal"] = "minimize" if metric.goal == 1 else "maximize"
+    metrics[:] = [m for m in metrics if m["name"] != name] + [entry]
+
+
+def _apply_summaries(summary: dict, records: list[bytes], parse) -> None:
+    """Apply summary deltas; only the last update of each key matters, so walk backwards."""
+    seen: set = set()
+    removed: set = set()
+    for rec in reversed(records):
+        s = parse(rec).summary
+        for item in s.remove:
+            path = tuple(item.nested_key) or (item.key,)
+            if path not in seen:
+                seen.add(path)
+                removed.add(path)
+        for item in s.update:
+            nk = item.nested_key
+            path = tuple(nk) if nk else (item.key,)
+            if path in seen:
+                continue
+            seen.add(path)
+            if path[0] == "_wandb":
+                if path == ("_wandb", "runtime"):
+                    summary["_runtime_wandb"] = _loads(item.value_json)
+                continue
+            _set_nested(summary, list(path), _loads(item.value_json))
+    for path in removed:
+        _del_nested(summary, list(path))
+
+
+def _apply_last_row(state: RunScan, history) -> None:
+    for item in history.item:
+        key = _key(item)
+        if key == "_step":
+            state.last_step = int(float(item.value_json))
+        elif key == "_timestamp":
+            state.last_timestamp = float(item.value_json)
+    if state.last_step is None and history.HasField("step"):
+        state.last_step = int(history.step.num)
+
+
+def decode_history(records: list[bytes]) -> History:
+    """Columns from undecoded history records: one json.loads per column, not per value."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    parse = pb.Record.FromString
+    raw: dict[str, tuple[list[int], list[str]]] = {}
+    steps = np.zeros(len(records), dtype=np.int64)
+    for row, rec in enumerate(records):
+        h = parse(rec).history
+        steps[row] = h.step.num
+        for item in h.item:
+            nk = item.nested_key
+            key = nk[0] if len(nk) == 1 else (".".join(nk) if nk else item.key)
+            slot = raw.get(key)
+            if slot is None:
+                slot = raw[key] = ([], [])
+            slot[0].append(row)
+            slot[1].append(item.value_json)
+    columns: dict[str, Column] = {}
+    for key, (rows, texts) in raw.items():
+        row_idx = np.asarray(rows, dtype=np.int64)
+        try:  # plain numbers (NaN and Infinity included) parse straight into an array
+            columns[key] = Column(NUMERIC, row_idx, np.array(texts, dtype=np.float64))
+            continue
+        except ValueError:
+            pass
+        columns[key] = _column(row_idx, json.loads("[" + ",".join(texts) + "]"))
+    step_col = columns.get("_step")
+    if step_col is not None and step_col.kind == NUMERIC:
+        steps[step_col.rows] = step_col.values.astype(np.int64)
+    columns["_step"] = Column(NUMERIC, np.arange(len(records), dtype=np.int64), steps.astype(np.float64))
+    _group_histograms(columns)
+    _stringify_text(columns)
+    return History(steps, columns)
+
+
+def _column(rows: np.ndarray, values: list) -> Column:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.ndim == 1:
+            return Column(NUMERIC, rows, arr)
+    except (TypeError, ValueError):
+        pass
+    if all(isinstance(v, (int, float, bool)) or v is None for v in values):
+        return Column(NUMERIC, rows, np.asarray([np.nan if v is None else v for v in values], dtype=np.float64))
+    # mixed: keep numeric entries as numbers when they are the majority
+    nums = [(r, float(v)) for r, v in zip(rows.tolist(), values) if isinstance(v, (int, float, bool))]
+    if nums and len(nums) * 2 >= len(values):
+        return Column(NUMERIC, np.asarray([r for r, _ in nums], dtype=np.int64), np.asarray([v for _, v in nums]))
+    return Column(TEXT, rows, values)  # raw JSON values; made strings after histograms are found
+
+
+def _group_histograms(columns: dict[str, Column]) -> None:
+    """Fold `<key>._type/values/bins` item triples into one histogram column per key."""
+    for type_key in [k for k in columns if k.endswith("._type")]:
+        prefix = type_key[: -len("._type")]
+        type_col = columns[type_key]
+        kinds = set(type_col.values) if type_col.kind == TEXT else set()
+        if kinds == {"histogram"} and f"{prefix}.values" in columns and f"{prefix}.bins" in columns:
+            vals = columns.pop(f"{prefix}.values")
+            bins = columns.pop(f"{prefix}.bins")
+            columns.pop(type_key)
+            common, ia, ib = np.intersect1d(vals.rows, bins.rows, return_indices=True)
+            v_list = _as_arrays(vals, ia)
+            b_list = _as_arrays(bins, ib)
+            columns[prefix] = Column(HISTOGRAM, common, v_list, b_list)
+        elif kinds:
+            # images, tables, audio...: W&B media objects. Keep where they were logged, not the files.
+            for sub in [k for k in columns if k.startswith(prefix + ".")]:
+                columns.pop(sub)
+            columns[prefix] = Column(MEDIA, type_col.rows, [str(next(iter(kinds)))] * len(type_col.rows))
+
+
+def _as_arrays(col: Column, idx: np.ndarray) -> list:
+    if col.kind == TEXT:
+        return [np.asarray(col.values[i], dtype=np.float64).ravel() for i in idx]
+    return [np.asarray([col.values[i]], dtype=np.float64) for i in idx]
+
+
+def _stringify_text(columns: dict[str, Column]) -> None:
+    for col in columns.values():
+        if col.kind == TEXT:
+            col.values = [v if isinstance(v, str) else json.dumps(v) for v in col.values]

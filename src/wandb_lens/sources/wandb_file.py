@@ -1,0 +1,118 @@
+"""Framing of the `.wandb` transaction log: CRC-checked chunks in 32 KiB blocks.
+
+The file starts with a 7-byte header (`:W&B`, magic 0xBEE1, version 0), then 32 KiB blocks
+counted from the start of the file. Each chunk has a 7-byte header (crc32, length, type);
+FULL records stand alone, FIRST + MIDDLE* + LAST are reassembled. A block tail shorter than a
+chunk header is padding; a zero header skips to the next block.
+
+The reader never raises on damaged data: it stops cleanly at a truncated tail, skips a block
+with a bad CRC or an impossible length, and describes what happened in `damage`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+MAGIC = b":W&B"
+FILE_MAGIC = 0xBEE1
+HEADER = struct.Struct("<4sHB")
+CHUNK = struct.Struct("<IHB")
+BLOCK = 32768
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+_TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in range(256)}
+
+
+class NotAWandbFile(ValueError):
+    """The file does not start with the `.wandb` header."""
+
+
+def check_header(data: bytes) -> None:
+    if len(data) < HEADER.size:
+        raise NotAWandbFile(f"file is {len(data)} bytes, shorter than the 7-byte .wandb header")
+    ident, magic, version = HEADER.unpack_from(data, 0)
+    if ident != MAGIC or magic != FILE_MAGIC:
+        raise NotAWandbFile("missing the ':W&B' header: not a .wandb run file")
+    if version != 0:
+        raise NotAWandbFile(f"unsupported .wandb format version {version}")
+
+
+@dataclass
+class Framing:
+    """Iterates whole records from `data`, starting at byte `start` (a chunk boundary)."""
+
+    data: bytes
+    start: int = HEADER.size
+    end_offset: int = 0  # byte just after the last whole record: where to resume
+    damage: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+    def records(self) -> Iterator[bytes]:
+        data = self.data
+        size = len(data)
+        pos = self.start
+        self.end_offset = pos
+        unpack = CHUNK.unpack_from
+        crc32 = zlib.crc32
+        type_crc = _TYPE_CRC
+        parts: list[bytes] | None = None
+        while pos < size:
+            left = BLOCK - pos % BLOCK
+            if left < 7:
+                pos += left
+                if parts is None:
+                    self.end_offset = min(pos, size)
+                continue
+            if size - pos < 7:
+                self.truncated = True
+                return
+            crc, length, ctype = unpack(data, pos)
+            if ctype == 0 and length == 0:
+                pos += left
+                if parts is None:
+                    self.end_offset = min(pos, size)
+                continue
+            body = pos + 7
+            if length > left - 7:
+                self._corrupt(pos, f"chunk length {length} crosses its block")
+                parts = None
+                pos += left
+                continue
+            if body + length > size:
+                self.truncated = True
+                return
+            chunk = data[body : body + length]
+            if crc32(chunk, type_crc[ctype]) != crc:
+                self._corrupt(pos, "bad CRC")
+                parts = None
+                pos += left
+                continue
+            pos = body + length
+            if ctype == FULL:
+                if parts is not None:
+                    self._corrupt(pos, "record interrupted before its last chunk")
+                    parts = None
+                self.end_offset = pos
+                yield chunk
+            elif ctype == FIRST:
+                if parts is not None:
+                    self._corrupt(pos, "record interrupted before its last chunk")
+                parts = [chunk]
+            elif ctype == MIDDLE and parts is not None:
+                parts.append(chunk)
+            elif ctype == LAST and parts is not None:
+                parts.append(chunk)
+                self.end_offset = pos
+                yield b"".join(parts)
+                parts = None
+            elif ctype in (MIDDLE, LAST):
+                self._corrupt(pos, "continuation chunk without a first chunk")
+            else:
+                self._corrupt(pos, f"unknown chunk type {ctype}")
+                parts = None
+
+    def _corrupt(self, pos: int, why: str) -> None:
+        if len(self.damage) < 20:
+            self.damage.append(f"{why} at byte {pos}")

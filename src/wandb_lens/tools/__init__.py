@@ -1,0 +1,1 @@
+"""MCP tools, one module per family. Each `register(server, app)` adds its tools."""

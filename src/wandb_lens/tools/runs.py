@@ -1,0 +1,273 @@
+"""Run tools: list_projects, query_runs, describe_run."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from ..analysis.flatten import flatten, is_scalar, short
+from ..errors import LensError
+from . import _base
+
+MAX_LIMIT = 200
+DEFAULT_SUMMARY_COLS = 4
+DEFAULT_CONFIG_COLS = 4
+MAX_KEYS = 60
+_MAIN_METRIC = re.compile(r"(loss|acc|accuracy|f1|auc|bleu|rouge|perplexity|ppl|score|error|reward|map|iou)", re.I)
+
+
+def run_doc(run) -> dict:
+    """A run as the document filters and ordering see."""
+    return {
+        "id": run.id, "name": run.name, "state": run.state, "group": run.group, "job_type": run.job_type,
+        "tags": run.tags, "created_at": run.created_iso, "project": run.project, "entity": run.entity,
+        "config": run.config, "summary": run.summary, "runtime": run.runtime_s, "host": run.host,
+    }
+
+
+def _default_metrics(runs) -> list[str]:
+    counts: Counter = Counter()
+    for r in runs:
+        for k, v in flatten(r.summary).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("_"):
+                counts[k] += 1
+    def rank(k: str):
+        name = k.lower()
+        main = 0 if _MAIN_METRIC.search(name) else 1
+        val = 0 if re.search(r"(val|valid|eval|test)", name) else 1
+        return (main, -counts[k], val, len(k), k)
+    return sorted(counts, key=rank)[:DEFAULT_SUMMARY_COLS]
+
+
+def _default_config(runs) -> list[str]:
+    values: dict[str, set] = {}
+    for r in runs:
+        for k, v in flatten(r.config).items():
+            if is_scalar(v):
+                values.setdefault(k, set()).add(repr(v))
+    differing = [k for k, vs in values.items() if len(vs) > 1]
+    differing.sort(key=lambda k: (-len(values[k]), len(k), k))
+    return differing[:DEFAULT_CONFIG_COLS]
+
+
+def _pick(flat: dict, keys: list[str]) -> dict:
+    return {k: short(flat[k]) for k in keys if k in flat}
+
+
+def register(server, app) -> None:
+    def list_projects() -> dict:
+        runs = app.runs.list_runs()
+        projects: dict[tuple, dict] = {}
+        for r in runs:
+            p = projects.setdefault((r.entity, r.project), {"project": r.project, "entity": r.entity or None,
+                                                             "runs": 0, "states": Counter(), "last_run": ""})
+            p["runs"] += 1
+            p["states"][r.state] += 1
+            p["last_run"] = max(p["last_run"], r.created_iso)
+        rows = [dict(p, states=dict(p["states"])) for p in projects.values()]
+        rows.sort(key=lambda p: p["last_run"], reverse=True)
+        out: dict[str, Any] = {"source": app.runs.kind, "total": len(rows), "runs_total": len(runs), "projects": rows}
+        if not rows:
+            out["note"] = f"No W&B runs found under {app.runs.describe_location()}."
+        return out
+
+    def query_runs(
+        project: str | None = None,
+        filters: dict | None = None,
+        order: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        metrics: list[str] | None = None,
+        config_keys: list[str] | None = None,
+    ) -> dict:
+        from ..analysis import run_filters as rf
+
+        if limit < 1 or offset < 0:
+            raise LensError(f"limit must be >= 1 and offset >= 0 (got limit={limit}, offset={offset}).")
+        notes = []
+        if limit > MAX_LIMIT:
+            notes.append(f"limit {limit} capped at {MAX_LIMIT}; page with offset")
+            limit = MAX_LIMIT
+        try:
+            rf.check(filters or {})
+            rf.parse_order(order)
+        except rf.FilterError as exc:
+            raise LensError(str(exc)) from None
+        runs = app.runs.list_runs()
+        projects = sorted({r.project for r in runs})
+        if project is not None:
+            if project not in projects:
+                from ..errors import suggest
+
+                raise LensError(suggest("project", project, projects))
+            runs = [r for r in runs if r.project == project]
+        docs = [(run_doc(r), r) for r in runs]
+        try:
+            matched = [(d, r) for d, r in docs if rf.matches(d, filters)]
+        except rf.FilterError as exc:
+            raise LensError(str(exc)) from None
+        order_by = order or "-created_at"
+        by_id = {id(d): r for d, r in matched}
+        ordered = [by_id[id(d)] for d in rf.sort_docs([d for d, _ in matched], order_by)]
+        page = ordered[offset: offset + limit]
+        asked = _referenced_fields(filters, order)
+        metric_cols = list(metrics) if metrics else _merge(asked["summary"], _default_metrics(page))
+        config_cols = list(config_keys) if config_keys else _merge(asked["config"], _default_config(ordered[:200]))
+        multi = len({r.project for r in page}) > 1
+        rows = []
+        for r in page:
+            row: dict[str, Any] = {"id": r.id}
+            if r.name and r.name != r.id:
+                row["name"] = r.name
+            if multi:
+                row["project"] = r.project
+            row["state"] = r.state
+            row["created_at"] = r.created_iso
+            if r.group:
+                row["group"] = r.group
+            if r.tags:
+                row["tags"] = r.tags
+            cfg = _pick(flatten(r.config), config_cols)
+            if cfg:
+                row["config"] = cfg
+            summ = _pick(flatten(r.summary), metric_cols)
+            if summ:
+                row["summary"] = summ
+            if r.damage or r.truncated:
+                row["damaged"] = True
+            rows.append(row)
+        out: dict[str, Any] = {
+            "total": len(ordered), "returned": len(rows), "offset": offset,
+            "truncated": offset + len(rows) < len(ordered), "order": order_by,
+            "columns": {"summary": metric_cols, "config": config_cols}, "runs": rows,
+        }
+        if metrics:
+            missing = [m for m in metrics if not any(m in flatten(r.summary) for r in page)]
+            if missing:
+                notes.append("not in any returned run's summary: " + ", ".join(missing[:10]))
+        if notes:
+            out["note"] = "; ".join(notes)
+        return out
+
+    def describe_run(run: str) -> dict:
+        from ..analysis.history_stats import numeric_stats
+        from ..analysis.step_axis import candidates
+        from ..sources.history import NUMERIC
+
+        info = app.runs.get_run(run)
+        hist = app.runs.history(info)
+        keys: dict[str, dict] = {}
+        numeric_values = {}
+        for key, col in hist.columns.items():
+            if key in ("_runtime", "_timestamp"):
+                continue
+            if col.kind == NUMERIC:
+                steps, values = hist.numeric(key)
+                numeric_values[key] = values
+                keys[key] = numeric_stats(steps, values)
+            else:
+                steps = hist.steps[col.rows]
+                keys[key] = {"n": int(len(col.rows)), "kind": col.kind}
+                if len(steps):
+                    keys[key]["steps"] = [int(steps[0]), int(steps[-1])]
+        shown, families = _fold_families(keys)
+        flat_cfg = {k: short(v) for k, v in flatten(info.config).items()}
+        flat_sum = {k: short(v) for k, v in flatten(info.summary).items()}
+        out: dict[str, Any] = {
+            "run": info.ref, "id": info.id, "name": info.name, "project": info.project,
+            "entity": info.entity or None, "state": info.state, "created_at": info.created_iso,
+            "runtime_s": info.runtime_s, "group": info.group or None, "job_type": info.job_type or None,
+            "tags": info.tags or None, "notes": short(info.notes) or None, "host": info.host or None,
+            "config": _cut(flat_cfg), "summary": _cut(flat_sum),
+            "history": {"rows": hist.n_rows, "keys_total": len(keys), "keys": shown},
+            "step_keys": candidates(numeric_values, info.metrics),
+        }
+        if families:
+            out["history"]["families"] = families
+        if info.metrics:
+            out["metric_defs"] = info.metrics
+        if info.damage or info.truncated:
+            out["damage"] = (info.damage or []) + (["log ends mid-record (writer killed)"] if info.truncated else [])
+        if len(flat_cfg) > MAX_KEYS:
+            out["config_total"] = len(flat_cfg)
+        if len(flat_sum) > MAX_KEYS:
+            out["summary_total"] = len(flat_sum)
+        return out
+
+    _base.add(server, list_projects, "List W&B projects found, with run counts by state.")
+    _base.add(
+        server, query_runs,
+        "Find runs. filters: W&B/MongoDB style, e.g. {\"state\":\"finished\",\"config.lr\":{\"$lt\":0.01},"
+        "\"tags\":{\"$in\":[\"x\"]},\"summary.val_loss\":{\"$lt\":1}}; ops $eq $ne $gt $gte $lt $lte $in $nin "
+        "$regex $exists $and $or. order: e.g. \"-summary.val_loss\". metrics / config_keys pick columns "
+        "(default: main metrics, config keys that differ).",
+    )
+    _base.add(
+        server, describe_run,
+        "One run: metadata, config, summary, and per history key its point count, step range, "
+        "min/max/last; plus step-key candidates. run: run_id, project/run_id or entity/project/run_id.",
+    )
+
+
+def _referenced_fields(filters, order) -> dict[str, list[str]]:
+    """config / summary keys named in the filters or the order: shown by default."""
+    found: dict[str, list[str]] = {"config": [], "summary": []}
+
+    def add(field: str) -> None:
+        for prefix, kind in (("config.", "config"), ("summary_metrics.", "summary"), ("summary.", "summary")):
+            if field.startswith(prefix):
+                key = field[len(prefix):]
+                if kind == "config" and key.endswith(".value"):
+                    key = key[: -len(".value")]
+                if key not in found[kind]:
+                    found[kind].append(key)
+                return
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("$and", "$or", "$nor") and isinstance(v, list):
+                    for sub in v:
+                        walk(sub)
+                elif isinstance(k, str) and not k.startswith("$"):
+                    add(k)
+
+    walk(filters)
+    if order:
+        add(order.lstrip("+-"))
+    return found
+
+
+def _merge(first: list[str], rest: list[str], cap: int = 6) -> list[str]:
+    out = list(first)
+    for k in rest:
+        if k not in out and len(out) < max(cap, len(first)):
+            out.append(k)
+    return out
+
+
+def _cut(flat: dict) -> dict:
+    if len(flat) <= MAX_KEYS:
+        return flat
+    return dict(list(flat.items())[:MAX_KEYS])
+
+
+def _fold_families(keys: dict[str, dict]) -> tuple[dict, list]:
+    """Many keys under one prefix (gradients/..., per-layer norms) are summarised as a family."""
+    if len(keys) <= MAX_KEYS:
+        return keys, []
+    by_prefix: dict[str, list[str]] = {}
+    for k in keys:
+        if "/" in k:
+            by_prefix.setdefault(k.split("/", 1)[0] + "/", []).append(k)
+    big = {p: ks for p, ks in by_prefix.items() if len(ks) >= 8}
+    folded = {k for ks in big.values() for k in ks}
+    shown = {k: v for k, v in keys.items() if k not in folded}
+    families = []
+    for prefix, ks in sorted(big.items()):
+        kinds = Counter(keys[k].get("kind", "numeric") for k in ks)
+        families.append({"prefix": prefix, "keys": len(ks), "kinds": dict(kinds), "examples": ks[:3]})
+    if len(shown) > MAX_KEYS:
+        shown = dict(list(shown.items())[:MAX_KEYS])
+    return shown, families

@@ -1,0 +1,67 @@
+"""Shared fixtures: demo runs written once per session by the real wandb library (offline)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """A folder holding `wandb/` with the demo project's runs (see wandb_lens.demo)."""
+    from wandb_lens.demo import write_runs
+
+    out = tmp_path_factory.mktemp("demo")
+    ids = write_runs(out)
+    (out / "ids.json").write_text(json.dumps(ids))
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_ids(demo_dir) -> dict[str, str]:
+    return json.loads((demo_dir / "ids.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def demo_server(demo_dir, tmp_path_factory):
+    from wandb_lens.app import AppConfig
+    from wandb_lens.server import build_server
+
+    cache = tmp_path_factory.mktemp("cache")
+    return build_server(AppConfig(runs_dirs=[str(demo_dir / "wandb")], cache_dir=str(cache)))
+
+
+class Result:
+    def __init__(self, raw):
+        self.raw = raw
+        self.is_error = bool(raw.is_error)
+        self.texts = [b.text for b in raw.content if b.type == "text"]
+        self.text = self.texts[0] if self.texts else ""
+
+    @property
+    def json(self):
+        return json.loads(self.text)
+
+
+def call(server, tool: str, args: dict | None = None) -> Result:
+    """One tools/call through an in-memory MCP client session."""
+    from mcp import Client
+
+    async def go():
+        async with Client(server) as client:
+            return await client.call_tool(tool, args or {})
+
+    return Result(anyio.run(go))
+
+
+@pytest.fixture
+def lens(demo_server):
+    """lens(tool, **args) -> Result, through an in-memory MCP client."""
+    return lambda tool, **args: call(demo_server, tool, args)

@@ -133,7 +133,7 @@ class LocalRunSource:
         self._scans: dict[str, tuple[int, int, RunScan]] = {}
         self._histories: OrderedDict[str, tuple[int, int, History]] = OrderedDict()
         self._lock = threading.RLock()
-        self._listing: tuple[float, list[RunInfo]] | None = None
+        self._listing: tuple[float, list[Path]] | None = None
 
     # ----- discovery -------------------------------------------------------------------
     def describe_location(self) -> str:
@@ -147,25 +147,26 @@ class LocalRunSource:
                 "holds your wandb/ runs with --runs-dir (or WANDB_DIR)."
             )
 
+    def _discover(self) -> list[Path]:
+        """Run files under the roots; the folder walk is reused for 2 s, files are re-checked."""
+        now = time.monotonic()
+        if self._listing is None or now - self._listing[0] > 2.0:
+            self._check_roots()
+            files: list[Path] = []
+            seen: set[str] = set()
+            for root in self.roots:
+                for folder in _run_dirs(root):
+                    path = _wandb_file(folder)
+                    if path is not None and str(path) not in seen:
+                        seen.add(str(path))
+                        files.append(path)
+            self._listing = (now, files)
+        return self._listing[1]
+
     def list_runs(self, project: str | None = None) -> list[RunInfo]:
         with self._lock:
-            now = time.monotonic()
-            if self._listing is None or now - self._listing[0] > 2.0:
-                self._check_roots()
-                runs = []
-                seen_files: set[str] = set()
-                for root in self.roots:
-                    for folder in _run_dirs(root):
-                        path = _wandb_file(folder)
-                        if path is None or str(path) in seen_files:
-                            continue
-                        seen_files.add(str(path))
-                        info = self._info(path)
-                        if info is not None:
-                            runs.append(info)
-                runs.sort(key=lambda r: (r.created_at or 0, r.id), reverse=True)
-                self._listing = (now, runs)
-            runs = self._listing[1]
+            runs = [info for info in map(self._info, self._discover()) if info is not None]
+        runs.sort(key=lambda r: (r.created_at or 0, r.id), reverse=True)
         if project is not None:
             runs = [r for r in runs if r.project == project]
         return runs

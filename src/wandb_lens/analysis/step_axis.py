@@ -62,3 +62,84 @@ def candidates(numeric: Mapping[str, np.ndarray], metric_defs: list[dict]) -> li
             out.append({"key": key, "why": "integer column that never decreases"})
             seen.add(key)
     return out
+
+
+def disagree(xa: np.ndarray, xb: np.ndarray, tol: float = 0.02) -> bool:
+    """Do two step axes place the same points differently (not a proportional relabelling)?
+
+    True when `xb` is not, within `tol` of its range, a linear function of `xa`: a slope, a step or a
+    spike location read on one axis would then move on the other.
+    """
+    ok = np.isfinite(xa) & np.isfinite(xb)
+    xa, xb = xa[ok], xb[ok]
+    if xa.size < 3:
+        return False
+    rb = float(xb.max() - xb.min())
+    ra = float(xa.max() - xa.min())
+    if rb == 0 or ra == 0:
+        return rb != ra
+    a = xa - xa.mean()
+    slope = float((a * (xb - xb.mean())).sum() / (a * a).sum())
+    resid = xb - xb.mean() - slope * a
+    return bool(np.max(np.abs(resid)) > tol * rb or slope <= 0)
+
+
+def choose(metric: str, cands: list[dict], metric_defs: list[dict], explicit: str | None = None,
+           xs=None) -> dict:
+    """The x-axis for `metric`: {"key", "why"} plus "note" when the choice matters.
+
+    `cands` is `candidates(...)`; `xs(key)` returns the metric's x values on axis `key` (rows where
+    both were logged) or None. An explicit step key always wins; then the run's define_metric step
+    metric; then the known keys in order (`_step` first); then other non-decreasing columns.
+    """
+    notes: list[str] = []
+    n_points = None
+    if xs is not None:
+        base = xs("_step")
+        n_points = None if base is None else base.size
+    if explicit:
+        key, why = explicit, "asked for"
+    else:
+        key, why = None, ""
+        declared = declared_step_metric(metric, metric_defs)
+        if declared:
+            x = xs(declared) if xs else None
+            if x is None or x.size == 0:
+                notes.append(f"define_metric names {declared!r} as the step of {metric!r} but it is not logged "
+                             "with it; fell back")
+            else:
+                key, why = declared, f"define_metric step_metric of {metric!r}"
+        if key is None:
+            for c in cands:
+                k = c["key"]
+                x = xs(k) if xs else None
+                if xs is not None and (x is None or x.size == 0 or (n_points and x.size < 0.8 * n_points)):
+                    continue
+                if "decreases" in c["why"]:
+                    continue
+                key, why = k, c["why"]
+                break
+        if key is None:
+            key, why = "_step", "W&B's row counter (no other step key is logged with this metric)"
+    if xs is not None:
+        x = xs(key)
+        if x is not None and x.size >= 2 and np.any(np.diff(x) < 0):
+            notes.append(f"{key!r} decreases {int(np.sum(np.diff(x) < 0))} time(s) for {metric!r}: points were "
+                         "ordered by it, so slopes may be meaningless")
+        others = []
+        for c in cands:
+            k = c["key"]
+            if k == key:
+                continue
+            y = xs(k)
+            if x is None or y is None or y.size != x.size or y.size < 3:
+                continue
+            if disagree(x, y):
+                others.append(k)
+        if others:
+            notes.append(f"{', '.join(repr(o) for o in others[:3])} place(s) the points differently from {key!r} "
+                         "(not proportional): steps and slopes change with the axis; pass step_key to choose")
+    out = {"key": key, "why": why}
+    if notes:
+        out["note"] = "; ".join(notes)
+    return out

@@ -1,11 +1,12 @@
-# Every target works on a fresh clone with only Python 3.11 and make.
+# Every target works on a fresh clone with only Python 3.11 and make; `conformance` and the
+# Inspector test also need Node >= 20 and npm (pinned tools go to ~/.cache/wandb-lens-npm, see scripts/npm_tools.py).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo-data
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean conformance npm-tools snapshot
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,18 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# the official MCP conformance scenarios against `wandb-lens serve --transport http` on loopback
+conformance: $(STAMP)
+	$(PY) scripts/conformance.py
+
+# install the pinned conformance suite and Inspector CLI now (tests and `conformance` do it on demand)
+npm-tools: $(STAMP)
+	$(PY) scripts/npm_tools.py
+
+# rewrite tests/snapshots/tools_list.json from the server's tools/list answer (review the diff)
+snapshot: $(STAMP)
+	$(PY) scripts/snapshot_tools_list.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

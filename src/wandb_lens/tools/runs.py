@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from typing import Any
@@ -37,7 +38,9 @@ def _default_metrics(runs) -> list[str]:
         main = 0 if _MAIN_METRIC.search(name) else 1
         val = 0 if re.search(r"(val|valid|eval|test)", name) else 1
         return (main, -counts[k], val, len(k), k)
-    return sorted(counts, key=rank)[:DEFAULT_SUMMARY_COLS]
+    ranked = sorted(counts, key=rank)
+    main = [k for k in ranked if _MAIN_METRIC.search(k)]
+    return (main or ranked)[:DEFAULT_SUMMARY_COLS]
 
 
 def _default_config(runs) -> list[str]:
@@ -51,8 +54,10 @@ def _default_config(runs) -> list[str]:
     return differing[:DEFAULT_CONFIG_COLS]
 
 
-def _pick(flat: dict, keys: list[str]) -> dict:
-    return {k: short(flat[k]) for k in keys if k in flat}
+def _pick(flat: dict, keys: list[str], sig: int = 5) -> dict:
+    from ..compact import rnd
+
+    return {k: rnd(flat[k], sig) if isinstance(flat[k], float) else short(flat[k]) for k in keys if k in flat}
 
 
 def register(server, app) -> None:
@@ -131,17 +136,21 @@ def register(server, app) -> None:
             cfg = _pick(flatten(r.config), config_cols)
             if cfg:
                 row["config"] = cfg
-            summ = _pick(flatten(r.summary), metric_cols)
+            summ = _pick(flatten(r.summary), metric_cols, sig=4)
             if summ:
                 row["summary"] = summ
             if r.damage or r.truncated:
                 row["damaged"] = True
             rows.append(row)
+        same = _hoist_common(rows)
         out: dict[str, Any] = {
             "total": len(ordered), "returned": len(rows), "offset": offset,
             "truncated": offset + len(rows) < len(ordered), "order": order_by,
-            "columns": {"summary": metric_cols, "config": config_cols}, "runs": rows,
+            "columns": {"summary": metric_cols, "config": config_cols},
         }
+        if same:
+            out["same_for_all"] = same
+        out["runs"] = rows
         if metrics:
             missing = [m for m in metrics if not any(m in flatten(r.summary) for r in page)]
             if missing:
@@ -208,6 +217,20 @@ def register(server, app) -> None:
         "One run: metadata, config, summary, and per history key its point count, step range, "
         "min/max/last; plus step-key candidates. run: run_id, project/run_id or entity/project/run_id.",
     )
+
+
+def _hoist_common(rows: list[dict]) -> dict:
+    """Fields with one value across all (>= 3) rows are stated once instead of per row."""
+    if len(rows) < 3:
+        return {}
+    same = {}
+    for field in ("state", "group", "tags", "project"):
+        values = [json.dumps(r.get(field), sort_keys=True) for r in rows]
+        if values[0] != "null" and all(v == values[0] for v in values):
+            same[field] = rows[0][field]
+            for r in rows:
+                del r[field]
+    return same
 
 
 def _referenced_fields(filters, order) -> dict[str, list[str]]:

@@ -215,30 +215,73 @@ def _apply_metric(metrics: list[dict], metric) -> None:
     metrics[:] = [m for m in metrics if m["name"] != name] + [entry]
 
 
+def _submessage(rec: bytes) -> bytes:
+    """The bytes of a record's payload field (the part after the `num` varint, tag and length)."""
+    i = 0
+    if rec[0] == 0x08:
+        i = 1
+        while rec[i] & 0x80:
+            i += 1
+        i += 1
+    i += 1  # the field's tag byte
+    length = shift = 0
+    while True:
+        b = rec[i]
+        i += 1
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return rec[i : i + length]
+
+
 def _apply_summaries(summary: dict, records: list[bytes], parse) -> None:
-    """Apply summary deltas; only the last update of each key matters, so walk backwards."""
+    """Apply summary deltas; only the last update of each key matters, so walk backwards.
+
+    Fast path: the SummaryRecord payloads, newest first, are concatenated and parsed as one
+    message (protobuf appends repeated fields), so the C parser does the bulk of the work.
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    if not records:
+        return
+    try:
+        merged = pb.SummaryRecord.FromString(b"".join(_submessage(r) for r in reversed(records)))
+    except Exception:
+        merged = None
+    if merged is not None and not merged.remove:
+        _apply_items(summary, merged.update, set())
+        return
     seen: set = set()
     removed: set = set()
     for rec in reversed(records):
-        s = parse(rec).summary
+        try:
+            s = parse(rec).summary
+        except Exception:  # passed its CRC yet undecodable: skip it
+            continue
         for item in s.remove:
             path = tuple(item.nested_key) or (item.key,)
             if path not in seen:
                 seen.add(path)
                 removed.add(path)
-        for item in s.update:
-            nk = item.nested_key
-            path = tuple(nk) if nk else (item.key,)
-            if path in seen:
-                continue
-            seen.add(path)
-            if path[0] == "_wandb":
-                if path == ("_wandb", "runtime"):
-                    summary["_runtime_wandb"] = _loads(item.value_json)
-                continue
-            _set_nested(summary, list(path), _loads(item.value_json))
+        _apply_items(summary, s.update, seen)
     for path in removed:
         _del_nested(summary, list(path))
+
+
+def _apply_items(summary: dict, items, seen: set) -> None:
+    for item in items:
+        nk = item.nested_key
+        key = nk[0] if len(nk) == 1 else (tuple(nk) if nk else item.key)
+        if key in seen:
+            continue
+        seen.add(key)
+        path = list(key) if isinstance(key, tuple) else [key]
+        if path[0] == "_wandb":
+            if path == ["_wandb", "runtime"]:
+                summary["_runtime_wandb"] = _loads(item.value_json)
+            continue
+        _set_nested(summary, path, _loads(item.value_json))
 
 
 def _apply_last_row(state: RunScan, history) -> None:

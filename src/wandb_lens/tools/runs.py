@@ -160,49 +160,7 @@ def register(server, app) -> None:
         return out
 
     def describe_run(run: str) -> dict:
-        from ..analysis.history_stats import numeric_stats
-        from ..analysis.step_axis import candidates
-        from ..sources.history import NUMERIC
-
-        info = app.runs.get_run(run)
-        hist = app.runs.history(info)
-        keys: dict[str, dict] = {}
-        numeric_values = {}
-        for key, col in hist.columns.items():
-            if key in ("_runtime", "_timestamp"):
-                continue
-            if col.kind == NUMERIC:
-                steps, values = hist.numeric(key)
-                numeric_values[key] = values
-                keys[key] = numeric_stats(steps, values)
-            else:
-                steps = hist.steps[col.rows]
-                keys[key] = {"n": int(len(col.rows)), "kind": col.kind}
-                if len(steps):
-                    keys[key]["steps"] = [int(steps[0]), int(steps[-1])]
-        shown, families = _fold_families(keys)
-        flat_cfg = {k: short(v) for k, v in flatten(info.config).items()}
-        flat_sum = {k: short(v) for k, v in flatten(info.summary).items()}
-        out: dict[str, Any] = {
-            "run": info.ref, "id": info.id, "name": info.name, "project": info.project,
-            "entity": info.entity or None, "state": info.state, "created_at": info.created_iso,
-            "runtime_s": info.runtime_s, "group": info.group or None, "job_type": info.job_type or None,
-            "tags": info.tags or None, "notes": short(info.notes) or None, "host": info.host or None,
-            "config": _cut(flat_cfg), "summary": _cut(flat_sum),
-            "history": {"rows": hist.n_rows, "keys_total": len(keys), "keys": shown},
-            "step_keys": candidates(numeric_values, info.metrics),
-        }
-        if families:
-            out["history"]["families"] = families
-        if info.metrics:
-            out["metric_defs"] = info.metrics
-        if info.damage or info.truncated:
-            out["damage"] = (info.damage or []) + (["log ends mid-record (writer killed)"] if info.truncated else [])
-        if len(flat_cfg) > MAX_KEYS:
-            out["config_total"] = len(flat_cfg)
-        if len(flat_sum) > MAX_KEYS:
-            out["summary_total"] = len(flat_sum)
-        return out
+        return describe(app, run)
 
     _base.add(server, list_projects, "List W&B projects found, with run counts by state.")
     _base.add(
@@ -268,6 +226,54 @@ def _merge(first: list[str], rest: list[str], cap: int = 6) -> list[str]:
         if k not in out and len(out) < max(cap, len(first)):
             out.append(k)
     return out
+
+
+def describe(app, run: str) -> dict:
+    """The describe_run answer (also served as the wandb-lens://runs/{project}/{run_id} resource)."""
+    from ..analysis.history_stats import numeric_stats
+    from ..analysis.step_axis import candidates
+    from ..sources.history import NUMERIC
+
+    info = app.runs.get_run(run)
+    hist = app.runs.history(info)
+    keys: dict[str, dict] = {}
+    numeric_values = {}
+    for key, col in hist.columns.items():
+        if key in ("_runtime", "_timestamp"):
+            continue
+        if col.kind == NUMERIC:
+            steps, values = hist.numeric(key)
+            numeric_values[key] = values
+            keys[key] = numeric_stats(steps, values)
+        else:
+            steps = hist.steps[col.rows]
+            keys[key] = {"n": int(len(col.rows)), "kind": col.kind}
+            if len(steps):
+                keys[key]["steps"] = [int(steps[0]), int(steps[-1])]
+    shown, families = _fold_families(keys)
+    flat_cfg = {k: short(v) for k, v in flatten(info.config).items()}
+    flat_sum = {k: short(v) for k, v in flatten(info.summary).items()}
+    out: dict[str, Any] = {
+        "run": info.ref, "id": info.id, "name": info.name, "project": info.project,
+        "entity": info.entity or None, "state": info.state, "created_at": info.created_iso,
+        "runtime_s": info.runtime_s, "group": info.group or None, "job_type": info.job_type or None,
+        "tags": info.tags or None, "notes": short(info.notes) or None, "host": info.host or None,
+        "config": _cut(flat_cfg), "summary": _cut(flat_sum),
+        "history": {"rows": hist.n_rows, "keys_total": len(keys), "keys": shown},
+        "step_keys": candidates(numeric_values, info.metrics),
+    }
+    if families:
+        out["history"]["families"] = families
+    if info.metrics:
+        out["metric_defs"] = info.metrics
+    if info.damage or info.truncated:
+        out["damage"] = (info.damage or []) + (["log ends mid-record (writer killed)"] if info.truncated else [])
+    if len(flat_cfg) > MAX_KEYS:
+        out["config_total"] = len(flat_cfg)
+    if len(flat_sum) > MAX_KEYS:
+        out["summary_total"] = len(flat_sum)
+    return out
+
 
 
 def _cut(flat: dict) -> dict:

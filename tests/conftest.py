@@ -65,3 +65,6 @@ def call(server, tool: str, args: dict | None = None) -> Result:
 def lens(demo_server):
     """lens(tool, **args) -> Result, through an in-memory MCP client."""
     return lambda tool, **args: call(demo_server, tool, args)
+
+
+from weave_fixtures import cloud_server, loopback, weave_db, weave_server, wlens  # noqa: E402,F401  (issue 5)

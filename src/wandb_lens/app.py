@@ -23,6 +23,7 @@ def default_runs_dirs() -> list[str]:
 class AppConfig:
     runs_dirs: list[str] = field(default_factory=list)
     cache_dir: str | None = None
+    traces_db: str | None = None  # local Weave trace store (SQLite, see wandb_lens.weave_local)
 
 
 class App:
@@ -36,3 +37,20 @@ class App:
         from .sources.local import LocalRunSource
 
         return LocalRunSource(self.config.runs_dirs, self.config.cache_dir)
+
+    @cached_property
+    def traces(self):
+        """Weave traces: the local store given by --traces-db / $WANDB_LENS_TRACES_DB, else W&B cloud
+        when the configured source is "cloud"."""
+        from .errors import LensError
+        from .sources.traces import LocalTraceSource
+
+        path = self.config.traces_db or os.environ.get("WANDB_LENS_TRACES_DB")
+        if path:
+            return LocalTraceSource(path)
+        if getattr(self.config, "source", None) == "cloud":
+            from .sources.trace_http import CloudTraceSource
+
+            return CloudTraceSource(getattr(self.config, "entity", None), getattr(self.config, "project", None))
+        raise LensError("No Weave trace source: start the server with --traces-db PATH (a store written by "
+                        "wandb_lens.weave_local.init_local) or with the cloud source.")

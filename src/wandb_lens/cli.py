@@ -13,12 +13,13 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", action="append", metavar="DIR",
                    help="folder holding W&B runs (repeatable; default ./wandb, then $WANDB_DIR)")
     p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default $WANDB_LENS_CACHE_DIR or ~/.cache/wandb-lens)")
+    p.add_argument("--traces-db", metavar="PATH", help="local Weave trace store (SQLite) for the eval/trace tools")
 
 
 def _config(args):
     from .app import AppConfig
 
-    return AppConfig(runs_dirs=args.runs_dir or [], cache_dir=args.cache_dir)
+    return AppConfig(runs_dirs=args.runs_dir or [], cache_dir=args.cache_dir, traces_db=args.traces_db)
 
 
 def _parser() -> argparse.ArgumentParser:

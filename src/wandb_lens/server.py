@@ -15,12 +15,13 @@ INSTRUCTIONS = (
 
 
 def build_server(config: AppConfig | None = None, app: App | None = None) -> MCPServer:
-    from .tools import _base, evals, runs
+    from .tools import _base, diagnostics, evals, runs
 
     app = app or App(config)
     server = MCPServer("wandb-lens", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
     server.app = app  # type: ignore[attr-defined]
     runs.register(server, app)
+    diagnostics.register(server, app)
     evals.register(server, app)
     _base.tidy_schemas(server)
     return server

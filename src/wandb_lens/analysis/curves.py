@@ -20,7 +20,8 @@ Definitions (all documented here, used by the verdict rules in `verdict.py`):
 - plateaus: profile stretches where the value moves less than max(3*noise_p, 1% of range) over 5% of the
   profile, lasting >= 10% of the run. flat_since: start of the plateau that reaches the end.
 - divergence: the profile rises (in the bad direction) from its best to the end by more than
-  max(6*noise_p, 10% of the scale) and stays up (end level >= half the peak rise). start_step is the
+  max(6*noise_p, 10% of the scale) and stays up (end level >= half the peak rise); a positive
+  curve spanning > 3 orders of magnitude is judged on its log. start_step is the
   last step where the profile was still within 3*noise_p of its best: where the
   sustained rise really begins, not the curve's start.
 """
@@ -231,6 +232,11 @@ def _divergence(px: np.ndarray, b: np.ndarray, noise_p: float) -> dict:
     m = b.size
     if m < 6:
         return {"detected": False}
+    raw = b
+    if b.min() > 0 and b.max() / b.min() > 1e3:  # an explosion over orders of magnitude: judge it in log
+        b = np.log(b)
+        d = np.diff(b)
+        noise_p = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
     j = int(np.argmin(b))
     tail = max(3, m // 20)
     end_level = float(np.median(b[-tail:]))
@@ -238,7 +244,7 @@ def _divergence(px: np.ndarray, b: np.ndarray, noise_p: float) -> dict:
     if j >= m - tail:
         return {"detected": False}
     descent = float(np.max(b[: j + 1]) - b[j])
-    scale = max(abs(float(b[j])), descent, 1e-12)
+    scale = max(abs(float(b[j])), descent, 1e-12) if b is raw else 1.0
     band = max(3 * noise_p, 1e-9 * scale)
     inside = np.flatnonzero(b[j:] <= b[j] + band) + j
     s = int(inside[-1])
@@ -248,12 +254,17 @@ def _divergence(px: np.ndarray, b: np.ndarray, noise_p: float) -> dict:
     out = {"detected": bool(detected)}
     if detected:
         out["start_step"] = float(px[s])
-        out["rise"] = rise
+        out["rise"] = float(np.median(raw[-tail:]) - raw[j])
     return out
 
 
 def analyse(steps: np.ndarray, values: np.ndarray, direction: str = "auto") -> Curve:
     """Features of one curve plus its profile (the verdict rules use both)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _analyse(steps, values, direction)
+
+
+def _analyse(steps: np.ndarray, values: np.ndarray, direction: str) -> Curve:
     steps = np.asarray(steps, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     if steps.size and np.any(np.diff(steps) < 0):

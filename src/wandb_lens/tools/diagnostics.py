@@ -1,0 +1,294 @@
+"""Diagnostics tools: curve_features, diagnose_run, compare_runs. Computation lives in analysis/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..analysis import keys as K
+from ..analysis.compare import at_common_steps, differing_config, rank, tied
+from ..analysis.curves import analyse
+from ..analysis.flatten import flatten, is_scalar, short
+from ..analysis.gradients import grad_norm_features, layer_table
+from ..analysis.schedule import lr_features
+from ..analysis.verdict import judge
+from ..errors import LensError
+from . import _base
+from .diag_data import RunData, direction_of, pick_keys
+
+MAX_METRICS = 8
+MAX_RUNS = 50
+SHORTLIST = 6
+_LR_KEEP = ("n", "first", "last", "min", "min_step", "max", "max_step", "nan_inf", "first_nan_step", "note")
+
+
+def _features(rd: RunData, metric: str, step_key: str | None, direction: str) -> tuple[dict, dict]:
+    """(features of one metric, its step-axis choice)."""
+    if metric.endswith(("/*", "/")) or rd.is_histogram(metric):
+        prefix = metric.rstrip("*")
+        hk = [metric] if rd.is_histogram(metric) else rd.histogram_keys(prefix)
+        if not hk:
+            raise LensError(f"No histogram keys under {prefix!r} in run {rd.info.ref} "
+                            f"(histogram keys: {len(rd.histogram_keys())}).")
+        return {"histograms": layer_table(rd.layers(hk))}, {"key": "_step", "why": "histograms are read on _step"}
+    rd.check_metric(metric)
+    ax = rd.axis(metric, step_key)
+    x, y = rd.series(metric, ax["key"])
+    role = K.role_of(metric)
+    f = dict(analyse(x, y, direction_of(metric, direction) if role is None else "auto").features)
+    if role == "lr":
+        f = {k: v for k, v in f.items() if k in _LR_KEEP}
+        f["schedule"] = lr_features(x, y)
+    elif role == "grad_norm":
+        f["grad_rule"] = grad_norm_features(x, y)
+    if f["n"] == 0:
+        f["note"] = f"{metric!r} has no points on step axis {ax['key']!r}"
+    return f, ax
+
+
+def _diagnose(rd: RunData, step_key: str | None, train_key: str | None, val_key: str | None) -> dict:
+    keys = pick_keys(rd, train_key, val_key)
+    tk, vk = keys["train"], keys.get("val")
+    ax = rd.axis(tk, step_key)
+    notes = [ax["note"]] if ax.get("note") else []
+    x, y = rd.series(tk, ax["key"])
+    if np.isfinite(y).sum() < 5 and not np.any(~np.isfinite(y)):
+        raise LensError(f"{tk!r} has {int(np.isfinite(y).sum())} finite point(s) on {ax['key']!r} in run "
+                        f"{rd.info.ref}: at least 5 are needed to judge a curve.")
+    train = analyse(x, y, direction_of(tk, "auto"))
+    if train.values.size < 3:
+        tr = {"verdict": "diverged", "evidence": [f"{tk}: only {train.values.size} finite point(s) of {y.size}"
+                                                  f", first NaN/Inf at step {train.features.get('first_nan_step')}"],
+              "next_actions": ["lower the learning rate", "add gradient clipping"]}
+        if not train.features.get("nan_inf"):
+            raise LensError(f"{tk!r} has too few points to judge.")
+    val = None
+    alignment = None
+    if vk:
+        vx = rd.xs(vk, ax["key"])
+        v_axis = ax["key"]
+        if vx is None or vx.size < 4:
+            v_axis = rd.axis(vk, None)["key"]
+            notes.append(f"{vk!r} is not logged with {ax['key']!r}; read on {v_axis!r}")
+        vx, vy = rd.series(vk, v_axis)
+        if np.isfinite(vy).sum() >= 4 or np.any(~np.isfinite(vy)):
+            val = analyse(vx, vy, direction_of(vk, "auto"))
+            alignment = f"{tk} read at the {vk} steps by interpolation of its smoothed curve on {ax['key']!r}"
+        else:
+            notes.append(f"{vk!r} has {int(np.isfinite(vy).sum())} finite point(s): overfitting not judged")
+    lr = grad = lr_series = None
+    if keys.get("lr"):
+        lx, ly = rd.series(keys["lr"], rd.axis(keys["lr"], step_key)["key"])
+        if np.isfinite(ly).any():
+            lr, lr_series = lr_features(lx, ly), (lx, ly)
+    if keys.get("grad_norm"):
+        gx, gy = rd.series(keys["grad_norm"], rd.axis(keys["grad_norm"], step_key)["key"])
+        grad = grad_norm_features(gx, gy)
+    if train.values.size >= 3 or val is not None:
+        tr = judge(train, val, lr, grad, lr_series, {"train": tk, "val": vk or "val"})
+    st = rd.state_note()
+    if st:
+        notes.append(st)
+    T = train.features
+    out: dict[str, Any] = {
+        "run": rd.info.ref, "name": rd.name, "state": rd.info.state, "verdict": tr["verdict"],
+        "evidence": tr["evidence"][:5], "next_actions": tr["next_actions"][:4],
+        "step_key": ax["key"], "step_key_why": ax["why"],
+        "keys": {k: v for k, v in keys.items() if v and k in ("train", "val", "lr", "grad_norm")},
+        "train": {k: T.get(k) for k in ("n", "first", "min", "min_step", "final_mean", "final_std", "spike_count",
+                                         "nan_inf")},
+    }
+    if val is not None:
+        V = val.features
+        out["val"] = {k: V.get(k) for k in ("n", "min", "min_step", "final_mean", "nan_inf")}
+        out["alignment"] = alignment
+    if lr:
+        out["lr"] = {k: lr.get(k) for k in ("peak", "peak_step", "warmup_steps", "shape", "floor", "final")}
+    if grad and "median" in grad:
+        out["grad_norm"] = {k: grad.get(k) for k in ("median", "final_median", "explosion", "vanishing", "dead")}
+    if notes:
+        out["note"] = "; ".join(notes)
+    return out
+
+
+def register(server, app) -> None:
+    def curve_features(run: str, metrics: list[str] | None = None, step_key: str | None = None,
+                       direction: str = "auto") -> dict:
+        rd = RunData(app, run)
+        direction_of("x", direction)
+        asked = list(dict.fromkeys(metrics or []))
+        names = asked or K.main_metrics(rd.numeric_keys())
+        if not asked and rd.histogram_keys("gradients/"):
+            names.append("gradients/*")
+        if not names:
+            raise LensError(f"No metrics to describe in run {rd.info.ref}; pass metrics. Numeric keys: "
+                            + ", ".join(sorted(rd.numeric_keys())[:15]))
+        out: dict[str, Any] = {"run": rd.info.ref, "name": rd.name, "state": rd.info.state, "metrics": {}}
+        axes: dict[str, dict] = {}
+        for m in names[:MAX_METRICS]:
+            f, ax = _features(rd, m, step_key, direction)
+            out["metrics"][m] = f
+            axes[m] = ax
+        if len(names) > MAX_METRICS:
+            out["metrics_total"] = len(names)
+            out["note"] = f"first {MAX_METRICS} of {len(names)} metrics; ask for the rest by name"
+        keys_used = {ax["key"] for ax in axes.values()}
+        main = next(iter(axes.values()))
+        out["step_key"] = main["key"] if len(keys_used) == 1 else {m: ax["key"] for m, ax in axes.items()}
+        out["step_key_why"] = main["why"]
+        notes = sorted({ax["note"] for ax in axes.values() if ax.get("note")})
+        if notes:
+            out["step_key_note"] = "; ".join(notes)
+        st = rd.state_note()
+        if st:
+            out["state_note"] = st
+        return out
+
+    def diagnose_run(run: str, step_key: str | None = None, train_key: str | None = None,
+                     val_key: str | None = None) -> dict:
+        return _diagnose(RunData(app, run), step_key, train_key, val_key)
+
+    def compare_runs(runs: list[str], metric: str | None = None, step_key: str | None = None,
+                     direction: str = "auto", group_by: str | None = None) -> dict:
+        refs = list(dict.fromkeys(runs or []))
+        if len(refs) < 2:
+            raise LensError("compare_runs needs at least 2 distinct runs.")
+        if len(refs) > MAX_RUNS:
+            raise LensError(f"compare_runs takes at most {MAX_RUNS} runs (got {len(refs)}): narrow them with "
+                            "query_runs (filters / order) first.")
+        rds = [RunData(app, r) for r in refs]
+        notes = []
+        projects = sorted({rd.info.project for rd in rds})
+        if len(projects) > 1:
+            notes.append(f"runs come from {len(projects)} projects ({', '.join(projects[:5])}): compared anyway")
+        if metric is None:
+            votes: dict[str, int] = {}
+            for rd in rds:
+                f = K.find_keys(rd.numeric_keys())
+                for role in ("val", "train"):
+                    if f.get(role):
+                        votes[f[role]] = votes.get(f[role], 0) + (2 if role == "val" else 1)
+                        break
+            if not votes:
+                raise LensError("No loss-like metric shared by these runs; pass metric.")
+            metric = max(votes, key=lambda k: (votes[k], -len(k)))
+            why = "most common validation (else train) loss key"
+        else:
+            why = "asked for"
+        d = direction_of(metric, direction)
+        label = {}
+        for rd in rds:
+            lab = rd.name
+            label[rd.info.ref] = lab if sum(r.name == lab for r in rds) == 1 else f"{lab} ({rd.info.id})"
+        feats, curves, rows, missing, axes = {}, {}, {}, [], set()
+        for rd in rds:
+            lab = label[rd.info.ref]
+            if metric not in rd.hist.columns:
+                missing.append(lab)
+                continue
+            rd.check_metric(metric)
+            ax = rd.axis(metric, step_key)
+            axes.add(ax["key"])
+            if ax.get("note"):
+                notes.append(f"{lab}: {ax['note']}")
+            x, y = rd.series(metric, ax["key"])
+            c = analyse(x, y, d)
+            feats[lab], curves[lab] = c.features, c
+            try:
+                verdict = _diagnose(rd, step_key, None, None)["verdict"]
+            except LensError:
+                verdict = None
+            F = c.features
+            rows[lab] = {"run": lab, "final_mean": F.get("final_mean"), "final_std": F.get("final_std"),
+                         "best": F.get("min") if (F.get("direction") or d) != "max" else F.get("max"),
+                         "best_step": F.get("min_step") if (F.get("direction") or d) != "max" else F.get("max_step"),
+                         "tail_slope": F.get("tail_slope"), "smoothness": F.get("smoothness"),
+                         "spikes": F.get("spike_count"), "nan_inf": F.get("nan_inf") or None, "verdict": verdict}
+        if not feats:
+            raise LensError(f"None of the runs logs {metric!r}.")
+        if d == "auto":
+            d = next(iter(feats.values())).get("direction", "min")
+        order = rank(feats, d)
+        table = []
+        for i, lab in enumerate(order):
+            row = rows[lab]
+            if i + 1 < len(order) and tied(feats[lab], feats[order[i + 1]]):
+                row["tied_with_next"] = True
+            table.append(row)
+        configs = {label[rd.info.ref]: {k: v for k, v in flatten(rd.info.config).items()
+                                        if is_scalar(v) and not k.startswith("_")} for rd in rds}
+        diff, n_diff = differing_config(configs, limit=20)
+        for row in table:
+            cfg = {k: short(diff[k][row["run"]]) for k in list(diff)[:4] if diff[k].get(row["run"]) is not None}
+            if cfg:
+                row["config"] = cfg
+        out: dict[str, Any] = {"metric": metric, "metric_why": why, "direction": d,
+                               "step_key": axes.pop() if len(axes) == 1 else sorted(axes),
+                               "runs": len(rds), "ranking": table,
+                               "tie_rule": "final-10% means within 2x final std are tied; the smoother run ranks first",
+                               "config_differs": list(diff)}
+        if n_diff > len(diff):
+            out["config_differs_total"] = n_diff
+        short_list = order[:SHORTLIST]
+        common = at_common_steps({lab: (curves[lab].px, curves[lab].py) for lab in short_list})
+        if common:
+            common["method"] += " of each run's smoothed curve"
+            if len(order) > SHORTLIST:
+                common["shown"] = f"top {SHORTLIST} of {len(order)}"
+            out["at_common_steps"] = common
+        if group_by:
+            out["groups"] = _groups(group_by, rds, label, feats, configs, d)
+        if missing:
+            out["missing_metric"] = {"count": len(missing), "runs": missing[:10]}
+        if notes:
+            out["note"] = "; ".join(notes)[:600]
+        return out
+
+    _base.add(server, curve_features,
+              "Shape of training curves: first/last/min/max with steps, final-10% mean/std, noise, robust spikes, "
+              "slopes per step, plateaus, divergence start, NaN; LR schedule (warmup, decay shape, floor); grad-norm "
+              "rules; per-layer histogram stats ('gradients/*'). Default metrics: loss, val, lr, grad norm.")
+    _base.add(server, diagnose_run,
+              "Verdict for one run: healthy|unstable|overfit|plateaued|diverged|converged, with evidence tied to step "
+              "ranges and concrete next actions. Train/val/lr/grad-norm keys are found automatically.")
+    _base.add(server, compare_runs,
+              "Rank 2-50 runs on one metric (default: their val/train loss): final-10% mean, best and step, tail "
+              "slope, spikes, verdict; noise-aware ties; values at common steps; config keys that differ. "
+              "group_by='config.seed' averages repeated seeds.")
+
+
+def _groups(group_by: str, rds, label, feats, configs, d) -> dict:
+    key = group_by[len("config."):] if group_by.startswith("config.") else group_by
+    seed_like = "seed" in key.lower()
+    groups: dict[str, list[str]] = {}
+    diff, _ = differing_config(configs, limit=1000)
+    for rd in rds:
+        lab = label[rd.info.ref]
+        if lab not in feats:
+            continue
+        cfg = configs[lab]
+        if seed_like:
+            gid = ", ".join(f"{k}={short(cfg.get(k))}" for k in diff if k != key) or "all"
+        elif key in ("group", "run.group"):
+            gid = rd.info.group or "(none)"
+        else:
+            if key not in cfg and key not in diff:
+                raise LensError(f"group_by {group_by!r}: no run has config key {key!r}.")
+            gid = f"{key}={short(cfg.get(key))}"
+        groups.setdefault(gid, []).append(lab)
+    sign = -1.0 if d == "max" else 1.0
+    out = []
+    for gid, labs in groups.items():
+        vals = np.array([feats[lab]["final_mean"] for lab in labs if feats[lab].get("final_mean") is not None],
+                        dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        row = {"group": gid, "runs": len(labs), "mean": float(vals.mean()) if vals.size else None,
+               "std": float(vals.std(ddof=1)) if vals.size > 1 else None}
+        if vals.size:
+            row["best_run"] = min(labs, key=lambda lab: sign * float(feats[lab].get("final_mean") or np.inf))
+        out.append(row)
+    out.sort(key=lambda r: (r["mean"] is None, sign * (r["mean"] or 0.0)))
+    how = (f"runs sharing every other differing config key, averaged over {key}" if seed_like
+           else f"runs grouped by {key}")
+    return {"by": how, "rows": out[:20], "total": len(out), "note": "a gap within 2x the larger std is noise"}

@@ -1,8 +1,9 @@
 """`make conformance`: the official MCP conformance suite against `wandb-lens serve --transport http`.
 
 Writes the demo runs into a temporary folder, serves them on a free loopback port, waits until the
-server answers an `initialize`, runs the scenarios (concurrently, each its own session) with `@modelcontextprotocol/conformance`
-(installed by scripts/npm_tools.py) and stops the server whatever happens. A scenario passes only
+server answers an `initialize`, runs the scenarios (concurrently, each its own session) with
+`@modelcontextprotocol/conformance` (installed by scripts/npm_tools.py) and stops the server
+whatever happens. A scenario passes only
 with at least one SUCCESS check and no FAILURE or WARNING (the suite itself exits 0 on warnings).
 Exit 0 when all pass, 1 otherwise, also when node/npm are missing.
 """
@@ -114,6 +115,8 @@ def main() -> int:
         return 1
     # make/CI may stop us with SIGTERM: turn it into an exception so `finally` stops the server
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wandb-lens-conformance-") as tmp:
         tmp = Path(tmp)
@@ -135,7 +138,7 @@ def main() -> int:
                 wait_ready(url, server)
                 print(f"# wandb-lens serving the demo runs at {url} "
                       f"(ready after {time.monotonic() - t0:.0f} s); conformance suite "
-                      f"{npm_tools.PACKAGES['@modelcontextprotocol/conformance']}", file=sys.stderr)
+                      f"{npm_tools.PACKAGES['@modelcontextprotocol/conformance']}")
                 with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:  # independent sessions
                     runs = pool.map(lambda s: run_scenario(conformance, url, s, tmp / "results"), SCENARIOS)
                 for scenario, (passed, summary, output) in zip(SCENARIOS, runs):

@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="HTTP: a host name clients use to reach the server, besides loopback and --host "
+                            "(repeatable; other Host/Origin headers are refused: DNS-rebinding protection)")
     _source_args(serve)
     call = sub.add_parser("call", help="run one tool in-process and print its result")
     call.add_argument("tool")
@@ -61,8 +64,24 @@ def _serve(args) -> int:
     if args.transport == "stdio":
         server.run("stdio")
     else:
-        server.run("streamable-http", host=args.host, port=args.port)
+        server.run("streamable-http", host=args.host, port=args.port,
+                   transport_security=_transport_security(args.host, args.allow_host))
     return 0
+
+
+def _transport_security(bind_host: str, allow_hosts: list[str]):
+    """DNS-rebinding protection for every HTTP bind (the SDK enables it only for loopback host strings, so
+    `--host 0.0.0.0` would answer any web page's request): Host/Origin must name loopback, the bind
+    host, or an --allow-host name, on any port."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    names = ["127.0.0.1", "localhost", "[::1]"]
+    if bind_host not in ("", "0.0.0.0", "::", "127.0.0.1", "localhost", "::1"):
+        names.append(f"[{bind_host}]" if ":" in bind_host else bind_host)
+    names += allow_hosts
+    hosts = [h for name in names for h in (name, f"{name}:*")]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
+                                     allowed_origins=[f"{scheme}://{h}" for scheme in ("http", "https") for h in hosts])
 
 
 def _call(args) -> int:

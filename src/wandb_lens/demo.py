@@ -187,10 +187,14 @@ def write_runs(out: str | os.PathLike) -> dict[str, str]:
 
 def write_demo(out: str) -> int:
     ids = write_runs(out)
+    from .demo_weave import PROJECT as EVAL_PROJECT, write_evals
+
+    traces_db = write_evals(out)
+    print(f"Wrote 2 demo Weave evaluations (project {EVAL_PROJECT!r}) to {traces_db}", file=sys.stderr)
     runs_dir = Path(out).resolve() / "wandb"
     exe = Path(sys.executable).with_name("wandb-lens")
     print(f"Wrote {len(ids) + 1} demo runs (project {PROJECT!r}) to {runs_dir}", file=sys.stderr)
     print("Point a client at them:", file=sys.stderr)
-    print(f"  {exe} serve --runs-dir {runs_dir}", file=sys.stderr)
+    print(f"  {exe} serve --runs-dir {runs_dir} --traces-db {traces_db}", file=sys.stderr)
     print(f"  {exe} call query_runs '{{\"project\": \"{PROJECT}\"}}' --runs-dir {runs_dir}", file=sys.stderr)
     return 0

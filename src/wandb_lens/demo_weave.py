@@ -13,8 +13,8 @@ q03, q05 and q09; nobody solves q07.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import sys
 from pathlib import Path
 
 PROJECT = "lens-demo-evals"
@@ -100,10 +100,8 @@ def write_evals(out_dir) -> str:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(f"{db}{suffix}"):
             os.remove(f"{db}{suffix}")
-    stdout = sys.stdout
-    sys.stdout = sys.stderr  # whatever weave prints stays off stdout
-    try:
+    # weave prints the traceback of the row that fails on purpose: keep it (and anything else weave
+    # prints) off stdout, the MCP stream, and out of the demo's output
+    with open(out / "weave-demo.log", "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         record(str(db))
-    finally:
-        sys.stdout = stdout
     return str(db)

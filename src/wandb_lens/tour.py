@@ -15,6 +15,7 @@ def steps(run_names: dict[str, str]) -> list[tuple[str, dict]]:
         ("query_runs", {"project": "lens-demo", "order": "+summary.val/loss"}),
         ("query_runs", {"filters": {"state": {"$in": ["crashed", "failed"]}}, "metrics": ["loss"]}),
         ("describe_run", {"run": "lens-demo/custom-step-axis"}),
+        ("plot_overview", {"run": "lens-demo/spiky-bad-batches"}),
     ]
 
 
@@ -25,7 +26,8 @@ async def tour(out: Path) -> int:
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "wandb_lens"]
     params = StdioServerParameters(
         command=command[0],
-        args=command[1:] + ["serve", "--runs-dir", str(out / "wandb")],
+        args=command[1:] + ["serve", "--runs-dir", str(out / "wandb")]
+        + (["--traces-db", str(out / "traces.db")] if (out / "traces.db").exists() else []),
         env={**os.environ},
     )
     async with Client(params) as client:
@@ -39,7 +41,26 @@ async def tour(out: Path) -> int:
                 print(block.text if block.type == "text" else f"[{block.type}]")
             print()
             failed += bool(result.is_error)
+        if (out / "traces.db").exists():
+            failed += await weave_tour(client)
     return 1 if failed else 0
+
+
+async def weave_tour(client) -> int:
+    """eval_health, then compare_evals on the evaluations it lists (ids are only known at run time)."""
+    import json
+
+    failed = 0
+    health = await client.call_tool("eval_health", {})
+    print(f"$ eval_health {{}}\n{health.content[0].text}\n")
+    failed += bool(health.is_error)
+    if not health.is_error:
+        ids = [row[0] for row in json.loads(health.content[0].text)["evals"]["rows"]]
+        args = {"eval_ids": ids}
+        result = await client.call_tool("compare_evals", args)
+        print(f"$ compare_evals {args}\n{result.content[0].text}\n")
+        failed += bool(result.is_error)
+    return failed
 
 
 def main() -> int:

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS calls (
     latency_ms INTEGER, n_err INTEGER, tok_in INTEGER, tok_out INTEGER, tok_total INTEGER
 );
 CREATE INDEX IF NOT EXISTS calls_op ON calls (project_id, op_short, started_ts);
-CREATE INDEX IF NOT EXISTS calls_parent ON calls (parent_id, op_short);
+CREATE INDEX IF NOT EXISTS calls_parent_op ON calls (project_id, parent_id, op_short);
 CREATE INDEX IF NOT EXISTS calls_trace ON calls (trace_id);
 CREATE INDEX IF NOT EXISTS calls_started ON calls (project_id, started_ts);
 CREATE TABLE IF NOT EXISTS objects (

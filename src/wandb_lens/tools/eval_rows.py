@@ -113,8 +113,8 @@ def register(server, app) -> None:
             out["dataset"] = datasets.pop()
         if notes:
             out["note"] = "; ".join(notes)
-        out["legend"] = ("solved: no error and every boolean score true; best/worst: highest/lowest mean numeric "
-                         "score; score_means over rows without errors")
+        out["legend"] = ("solved: no error and every boolean score true; best/worst per row: share of true boolean "
+                         "scores (else mean numeric score), an error ranks lowest; score_means over rows without errors")
         return out
 
     _base.add(server, eval_results,

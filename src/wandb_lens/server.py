@@ -15,7 +15,7 @@ INSTRUCTIONS = (
 
 
 def build_server(config: AppConfig | None = None, app: App | None = None) -> MCPServer:
-    from .tools import _base, diagnostics, evals, runs
+    from .tools import _base, diagnostics, evals, plots, runs
 
     app = app or App(config)
     server = MCPServer("wandb-lens", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
@@ -23,5 +23,6 @@ def build_server(config: AppConfig | None = None, app: App | None = None) -> MCP
     runs.register(server, app)
     diagnostics.register(server, app)
     evals.register(server, app)
+    plots.register(server, app)
     _base.tidy_schemas(server)
     return server

@@ -1,0 +1,1 @@
+"""Rendering PNGs for the plot tools (matplotlib, imported lazily on first render)."""

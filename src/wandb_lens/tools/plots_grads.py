@@ -1,0 +1,104 @@
+"""The gradient plots behind plot_grad_histograms and plot_grad_norm_by_layer (see tools/plots.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import LensError
+from .plots import MAX_HEAT_LAYERS, MAX_LAYERS, _axis, _candidates, _caption, _empty_note, _features, _line, _numbers, _numeric_keys
+
+
+def _families(keys: list[str]) -> dict[str, list[str]]:
+    fam: dict[str, list[str]] = {}
+    for k in keys:
+        if "/" in k:
+            fam.setdefault(k.rsplit("/", 1)[0] + "/", []).append(k)
+    return fam
+
+
+def grad_heatmap(app, info, prefix: str, stat: str):
+    from ..plotting.heatmap import bucket_matrix, hist_stat, render
+    from ..sources.history import HISTOGRAM
+
+    hist = app.runs.history(info)
+    keys = [k for k, c in hist.columns.items() if c.kind == HISTOGRAM and k.startswith(prefix)]
+    if not keys:
+        others = sorted(_families(hist.keys(HISTOGRAM)))
+        found = f" Histogram keys it logs are under: {', '.join(others[:8])}." if others else " It logs no histograms."
+        raise LensError(f"Run {info.ref} logs no histogram keys under {prefix!r}.{found}")
+    per_layer: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for k in keys:
+        col = hist.columns[k]
+        steps = hist.steps[col.rows].astype(np.float64)
+        vals = np.array([hist_stat(c, b, stat) for c, b in zip(col.values, col.bins or [])], dtype=np.float64)
+        per_layer[k[len(prefix):] or k] = (steps[: vals.size], vals)
+    total = len(per_layer)
+    dead = [name for name, (_, v) in per_layer.items() if v.size and np.all(v[np.isfinite(v)] == 0)]
+    shown = dict(list(per_layer.items())[:MAX_HEAT_LAYERS])
+    mat, edges = bucket_matrix(shown)
+    footer = f"showing {len(shown)} of {total} layers" if total > len(shown) else ""
+    title = f"{info.name or info.id}: {prefix}* {stat} per layer ({info.ref})"
+    png, w, h = render(mat, edges, list(shown), title=title, xlabel="_step", stat=stat, footer=footer)
+    rows = []
+    for name, (steps, v) in list(per_layer.items())[:MAX_LAYERS]:
+        ok = np.isfinite(v)
+        if not ok.any():
+            rows.append({"layer": name, "n": int(v.size)})
+            continue
+        first, last = float(v[ok][0]), float(v[ok][-1])
+        row: dict[str, Any] = {"layer": name, "n": int(v.size), "first": first, "last": last}
+        if first > 0:
+            row["last/first"] = last / first
+        rows.append(row)
+    text: dict[str, Any] = {"run": info.ref, "prefix": prefix, "stat": stat, "layers_total": total,
+                            "steps": [float(edges[0]), float(edges[-1])], "buckets": int(mat.shape[1]),
+                            "dead_layers": dead, "layers": rows}
+    if total > MAX_LAYERS:
+        text["note"] = f"per-layer numbers for the first {MAX_LAYERS} of {total} layers"
+    return png, w, h, text
+
+
+def _norm_keys(hist, ref: str, prefix: str | None) -> tuple[str, list[str]]:
+    numeric = [k for k in _numeric_keys(hist) if not k.startswith("_")]
+    if prefix is not None:
+        keys = [k for k in numeric if k.startswith(prefix) and k != prefix]
+        if not keys:
+            fams = [p for p, ks in _families(numeric).items() if "grad" in p.lower() and len(ks) > 1]
+            hint = f" Per-layer families that look like gradient norms: {', '.join(fams[:6])}." if fams else ""
+            raise LensError(f"Run {ref} logs no numeric keys under {prefix!r}.{hint}")
+        return prefix, keys
+    fams = {p: ks for p, ks in _families(numeric).items() if "grad" in p.lower() and len(ks) > 1}
+    if not fams:
+        raise LensError("No per-layer gradient-norm keys found (a family like 'grad_norm/<layer>' with 2+ keys)."
+                        " Pass prefix=..., or use plot_grad_histograms for gradients/* histograms.")
+    best = max(fams, key=lambda p: (len(fams[p]), "norm" in p.lower()))
+    return best, fams[best]
+
+
+def layer_norms(app, info, prefix):
+    from ..plotting.render import Panel, grid
+
+    hist = app.runs.history(info)
+    prefix, keys = _norm_keys(hist, info.ref, prefix)
+    shown = keys[:MAX_LAYERS]
+    panels, rows = [], []
+    cands = _candidates(hist, info)
+    for key in shown:
+        used, x, y, note = _axis(hist, info, key, None, cands)
+        f = _features(x, y, "grad_norm") if y.size else {}
+        name = key[len(prefix):] or key
+        panels.append(Panel(name, used, [_line(name, x, y, f)], _caption(f, int(y.size)), _empty_note(y, x, note)))
+        row = _numbers(f, name, used, int(y.size))
+        row.pop("step_key")
+        rows.append(row)
+    footer = f"showing {len(shown)} of {len(keys)} layers" if len(keys) > len(shown) else ""
+    ncols = 4 if len(shown) > 6 else (2 if len(shown) > 1 else 1)
+    title = f"{info.name or info.id}: {prefix}* per layer ({info.ref})"
+    png, w, h = grid(panels, ncols=ncols, panel_w=380 if ncols == 4 else 560, panel_h=230, title=title, footer=footer)
+    text: dict[str, Any] = {"run": info.ref, "prefix": prefix, "layers_total": len(keys), "shown": len(shown),
+                            "step_key": panels[0].xlabel if panels else None, "layers": rows}
+    if len(keys) > len(shown):
+        text["left_out"] = [k[len(prefix):] for k in keys[len(shown):]][:40]
+    return png, w, h, text

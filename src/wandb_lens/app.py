@@ -19,21 +19,41 @@ def default_runs_dirs() -> list[str]:
     return found or [os.path.abspath("wandb")]
 
 
+def _key_configured(config) -> bool:
+    """A W&B API key in WANDB_API_KEY or netrc (never read beyond "is there one")."""
+    from .sources.cloud import configured_key
+
+    return configured_key(config.base_url) is not None
+
+
 @dataclass
 class AppConfig:
     runs_dirs: list[str] = field(default_factory=list)
     cache_dir: str | None = None
     traces_db: str | None = None  # local Weave trace store (SQLite, see wandb_lens.weave_local)
+    source: str = "auto"  # "local" | "cloud" | "auto" (cloud when a W&B key is configured and no runs_dirs)
+    entity: str | None = None  # cloud source defaults ($WANDB_ENTITY / $WANDB_PROJECT otherwise)
+    project: str | None = None
+    timeout: float | None = None  # seconds per W&B request
+    base_url: str | None = None  # $WANDB_BASE_URL otherwise
 
 
 class App:
     def __init__(self, config: AppConfig | None = None):
         self.config = config or AppConfig()
+        if self.config.source == "auto":
+            self.config.source = "local" if self.config.runs_dirs or not _key_configured(self.config) else "cloud"
         if not self.config.runs_dirs:
             self.config.runs_dirs = default_runs_dirs()
 
     @cached_property
     def runs(self):
+        if self.config.source == "cloud":
+            from .sources.cloud import CloudRunSource
+
+            c = self.config
+            return CloudRunSource(entity=c.entity, project=c.project, base_url=c.base_url, cache_dir=c.cache_dir,
+                                  timeout=c.timeout)
         from .sources.local import LocalRunSource
 
         return LocalRunSource(self.config.runs_dirs, self.config.cache_dir)

@@ -14,12 +14,20 @@ def _source_args(p: argparse.ArgumentParser) -> None:
                    help="folder holding W&B runs (repeatable; default ./wandb, then $WANDB_DIR)")
     p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default $WANDB_LENS_CACHE_DIR or ~/.cache/wandb-lens)")
     p.add_argument("--traces-db", metavar="PATH", help="local Weave trace store (SQLite) for the eval/trace tools")
+    p.add_argument("--source", choices=["auto", "local", "cloud"], default="auto",
+                   help="runs from local wandb/ folders or W&B cloud (default auto: cloud when an API key is "
+                        "configured and no --runs-dir is given)")
+    p.add_argument("--entity", help="W&B entity for the cloud source (default $WANDB_ENTITY, else the key's own)")
+    p.add_argument("--project", help="default W&B project for the cloud source (default $WANDB_PROJECT)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="seconds per W&B request before a clear error (default $WANDB_LENS_TIMEOUT or 20)")
 
 
 def _config(args):
     from .app import AppConfig
 
-    return AppConfig(runs_dirs=args.runs_dir or [], cache_dir=args.cache_dir, traces_db=args.traces_db)
+    return AppConfig(runs_dirs=args.runs_dir or [], cache_dir=args.cache_dir, traces_db=args.traces_db,
+                     source=args.source, entity=args.entity, project=args.project, timeout=args.timeout)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -62,6 +62,12 @@ def _pick(flat: dict, keys: list[str], sig: int = 5) -> dict:
 
 def register(server, app) -> None:
     def list_projects() -> dict:
+        if hasattr(app.runs, "project_rows"):  # W&B cloud: the entity's projects, no run listing
+            rows = app.runs.project_rows()
+            out = {"source": app.runs.kind, "total": len(rows), "projects": rows}
+            if not rows:
+                out["note"] = f"No projects found at {app.runs.describe_location()}."
+            return out
         runs = app.runs.list_runs()
         projects: dict[tuple, dict] = {}
         for r in runs:
@@ -99,6 +105,9 @@ def register(server, app) -> None:
             rf.parse_order(order)
         except rf.FilterError as exc:
             raise LensError(str(exc)) from None
+        if hasattr(app.runs, "query"):  # the source filters, orders and pages (W&B cloud: server-side)
+            total, page, sample = app.runs.query(project, filters, order, limit, offset)
+            return _rows_answer(page, sample, total, offset, filters, order, metrics, config_keys, notes)
         runs = app.runs.list_runs()
         projects = sorted({r.project for r in runs})
         if project is not None:
@@ -116,9 +125,13 @@ def register(server, app) -> None:
         by_id = {id(d): r for d, r in matched}
         ordered = [by_id[id(d)] for d in rf.sort_docs([d for d, _ in matched], order_by)]
         page = ordered[offset: offset + limit]
+        return _rows_answer(page, ordered[:200], len(ordered), offset, filters, order, metrics, config_keys, notes)
+
+    def _rows_answer(page, sample, total, offset, filters, order, metrics, config_keys, notes) -> dict:
+        order_by = order or "-created_at"
         asked = _referenced_fields(filters, order)
         metric_cols = list(metrics) if metrics else _merge(asked["summary"], _default_metrics(page))
-        config_cols = list(config_keys) if config_keys else _merge(asked["config"], _default_config(ordered[:200]))
+        config_cols = list(config_keys) if config_keys else _merge(asked["config"], _default_config(sample))
         multi = len({r.project for r in page}) > 1
         rows = []
         for r in page:
@@ -144,8 +157,8 @@ def register(server, app) -> None:
             rows.append(row)
         same = _hoist_common(rows)
         out: dict[str, Any] = {
-            "total": len(ordered), "returned": len(rows), "offset": offset,
-            "truncated": offset + len(rows) < len(ordered), "order": order_by,
+            "total": total, "returned": len(rows), "offset": offset,
+            "truncated": offset + len(rows) < total, "order": order_by,
             "columns": {"summary": metric_cols, "config": config_cols},
         }
         if same:
@@ -235,6 +248,9 @@ def describe(app, run: str) -> dict:
     from ..sources.history import NUMERIC
 
     info = app.runs.get_run(run)
+    index = app.runs.key_index(info) if hasattr(app.runs, "key_index") else None
+    if index is not None:  # W&B cloud, history not cached: describe from the keys index, no download
+        return _describe_out(info, index["rows"], index["keys"], _index_candidates(index, info), index["note"])
     hist = app.runs.history(info)
     keys: dict[str, dict] = {}
     numeric_values = {}
@@ -250,6 +266,33 @@ def describe(app, run: str) -> dict:
             keys[key] = {"n": int(len(col.rows)), "kind": col.kind}
             if len(steps):
                 keys[key]["steps"] = [int(steps[0]), int(steps[-1])]
+    return _describe_out(info, hist.n_rows, keys, candidates(numeric_values, info.metrics))
+
+
+def _index_candidates(index: dict, info) -> list[dict]:
+    """Step-key candidates from the keys index (W&B says whether each key never decreased)."""
+    from ..analysis.step_axis import KNOWN_STEP_KEYS
+
+    mono = index["monotonic"]
+    out, seen = [], set()
+    for key in sorted({d["step_metric"] for d in info.metrics if d.get("step_metric")}):
+        if key in mono:
+            users = [d["name"] for d in info.metrics if d.get("step_metric") == key]
+            out.append({"key": key, "why": "declared by define_metric for " + ", ".join(users[:5])})
+            seen.add(key)
+    for key in KNOWN_STEP_KEYS:
+        if key in mono and key not in seen:
+            out.append({"key": key, "why": "known step key" + ("" if mono[key][0] else ", but it decreases somewhere")})
+            seen.add(key)
+    for key, (is_mono, last) in mono.items():
+        if key in seen or key.startswith("_") or not is_mono or index["keys"][key]["n"] < 5:
+            continue
+        if isinstance(last, (int, float)) and float(last).is_integer():
+            out.append({"key": key, "why": "integer column that never decreases"})
+    return out
+
+
+def _describe_out(info, n_rows: int, keys: dict, step_keys: list, note: str | None = None) -> dict:
     shown, families = _fold_families(keys)
     flat_cfg = {k: short(v) for k, v in flatten(info.config).items()}
     flat_sum = {k: short(v) for k, v in flatten(info.summary).items()}
@@ -259,9 +302,11 @@ def describe(app, run: str) -> dict:
         "runtime_s": info.runtime_s, "group": info.group or None, "job_type": info.job_type or None,
         "tags": info.tags or None, "notes": short(info.notes) or None, "host": info.host or None,
         "config": _cut(flat_cfg), "summary": _cut(flat_sum),
-        "history": {"rows": hist.n_rows, "keys_total": len(keys), "keys": shown},
-        "step_keys": candidates(numeric_values, info.metrics),
+        "history": {"rows": n_rows, "keys_total": len(keys), "keys": shown},
+        "step_keys": step_keys,
     }
+    if note:
+        out["history"]["note"] = note
     if families:
         out["history"]["families"] = families
     if info.metrics:

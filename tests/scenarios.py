@@ -233,3 +233,48 @@ if __name__ == "__main__":
     t0 = time.time()
     print(json.dumps(write(sys.argv[1], sys.argv[2:] or None)), file=sys.stderr)
     print(f"{time.time() - t0:.1f} s", file=sys.stderr)
+
+
+def extras(out: str | os.PathLike) -> dict[str, str]:
+    """Unlabelled runs for comparison and bad-input tests: repeated seeds, odd keys, histograms."""
+    import wandb
+
+    out = Path(out).resolve()
+    ids = {}
+    for lr, tag in ((0.02, "a"), (0.004, "b")):
+        for seed in range(3):
+            name = f"seed-{tag}{seed}"
+            ids[name] = regression(out, name, steps=200, lr=lr, seed=100 + seed, val_every=20, label="seeds")
+    run = _init(out, "odd-keys", {"lr": 0.01, "label": "odd"}, project=PROJECT)
+    rng = np.random.default_rng(5)
+    for step in range(120):
+        row = {"loss": float(2.0 * np.exp(-step / 30) + 0.05 * rng.random()), "const": 1.0, "allnan": float("nan"),
+               "phase": "warm" if step < 60 else "main", "epoch": step % 50}
+        if step in (10, 90):
+            row["rare"] = float(step)
+        if step == 50:
+            row["single"] = 3.0
+        if step % 20 == 0:
+            row["gradients/layer0.weight"] = wandb.Histogram(rng.normal(size=200))
+            row["gradients/layer9.dead"] = wandb.Histogram(np.zeros(50))
+        if step >= 60 and step % 20 == 0:
+            row["gradients/late.weight"] = wandb.Histogram(rng.normal(size=200) * 3)
+        run.log(row)
+    ids["odd-keys"] = run.id
+    run.finish()
+    return ids
+
+
+def held_out(out: str | os.PathLike) -> dict[str, dict]:
+    """Runs written the same way but never used to tune the rules; verdicts predicted from the dynamics."""
+    out = Path(out).resolve()
+    return {
+        # cosine LR 0.012 on a well-conditioned regression: reaches the noise floor by ~step 200, then flat
+        "heldout-converged": {"id": regression(out, "heldout-converged", steps=700, lr=0.012, schedule="cosine",
+                                               seed=31, keys=("training/loss", "valid/loss"), val_every=35, batch=32),
+                              "verdict": "converged"},
+        # 100 features, 50 noisy examples: memorises the noise, validation turns up
+        "heldout-overfit": {"id": logistic_overfit(out, "heldout-overfit", seed=41, d=100, n=50, steps=600, lr=0.3,
+                                                   keys=("loss", "val_loss"), val_every=15),
+                            "verdict": "overfit"},
+    }

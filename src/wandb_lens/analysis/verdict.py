@@ -14,7 +14,7 @@ levels are read on the smoothed profile (see curves.py), in the metric's bad dir
    goes the good way by > 3 standard errors and moves the metric by > 2% of the run's total descent or
    > 5% of its current level.
 5. plateaued: flat at the end and (a) never really descended (start level - final level < max(5 noise,
-   5% of the start level): flat from early on), or (b) the LR had already collapsed below 2% of its peak where the curve
+   5% of the start level): flat from early on), or (b, checked first) the LR had already collapsed below 2% of its peak where the curve
    went flat, before 60% of the run, or (c) it sits far above its own best (> 10% of the descent + 2 noise).
 6. converged: flat at the end, after a real descent, near the run's best.
 A crashed or running run is judged on the points it has, and the answer says so.
@@ -216,16 +216,6 @@ def judge(train: Curve, val: Curve | None = None, lr: dict | None = None, grad: 
     flat_since = float(T.get("flat_since", ts[0] if ts.size else s0))
     final = float(np.median(b[-max(1, b.size // 10):]))
     ev_flat = f"steps {_i(flat_since)}-{_i(s1)}: flat, {tk} ~{_g(sign * final)} (tail slope {slope:.3g}/step, within noise)"
-    if start_level - final < max(5 * noise, 0.05 * abs(start_level)):
-        ev.append(f"steps {_i(s0)}-{_i(s1)}: {tk} barely moved: {_g(lvl0)} -> {_g(sign * final)}{_pct(sign * final, lvl0)}"
-                  " (flat from early on)")
-        if lr and lr.get("peak"):
-            ev.append(f"LR peak {_g(lr['peak'])}, final {_g(lr['final'])}")
-            act.append(f"raise the learning rate 10x (peak now {_g(lr['peak'])}) and check it is applied")
-        else:
-            act.append("raise the learning rate (try 10x) and check it reaches the optimizer")
-        act.append("check gradients reach the weights (grad norm, dead layers) and that labels match inputs")
-        return {"verdict": "plateaued", "evidence": ev, "next_actions": act}
     lr_flat = _lr_at(lr_series, flat_since)
     if (lr and lr.get("peak") and lr_flat is not None and lr_flat < 0.02 * lr["peak"]
             and flat_since < s0 + 0.6 * span):
@@ -234,6 +224,16 @@ def judge(train: Curve, val: Curve | None = None, lr: dict | None = None, grad: 
         act += [f"the LR collapsed by step {_i(flat_since)}: decay it more slowly or to a higher floor "
                 f"(e.g. 10% of peak); shape now {lr.get('shape', '?')}",
                 "then train again from the checkpoint before the collapse"]
+        return {"verdict": "plateaued", "evidence": ev, "next_actions": act}
+    if start_level - final < max(5 * noise, 0.05 * abs(start_level)):
+        ev.append(f"steps {_i(s0)}-{_i(s1)}: {tk} barely moved: {_g(lvl0)} -> {_g(sign * final)}{_pct(sign * final, lvl0)}"
+                  " (flat from early on)")
+        if lr and lr.get("peak"):
+            ev.append(f"steps {_i(lr['peak_step'])}-{_i(s1)}: LR peak {_g(lr['peak'])}, final {_g(lr['final'])}")
+            act.append(f"raise the learning rate 10x (peak now {_g(lr['peak'])}) and check it is applied")
+        else:
+            act.append("raise the learning rate (try 10x) and check it reaches the optimizer")
+        act.append("check gradients reach the weights (grad norm, dead layers) and that labels match inputs")
         return {"verdict": "plateaued", "evidence": ev, "next_actions": act}
     if final - best > 0.1 * descent + 2 * noise:
         ev += [ev_flat, fell + f"; now {_g(sign * (final - best))} above that best"]

@@ -2,7 +2,8 @@
 
 "Cached run" = its history is already decoded into wandb-lens's parquet cache (the state after the
 first call on any tool); each timed call uses a fresh App (no in-memory history, empty plot cache)
-in a process that has already imported matplotlib, through an in-memory MCP client.
+in a process that has already imported matplotlib, through an in-memory MCP client. Wall time
+depends on what else runs on the machine; the process's CPU time (all threads) is shown next to it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def _call(server, tool, args):
 
     async def go():
         async with Client(server) as c:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             r = await c.call_tool(tool, args)
+            _call.cpu = time.process_time() - c0  # all threads of this process: contention-free cost
             return r, time.perf_counter() - t0
 
     return anyio.run(go)
@@ -63,17 +65,19 @@ def bench(ctx) -> list[dict]:
     rows = []
     first, t_first = _call(_server(runs_dir, cache), "plot_overview", {"run": ref})  # fills the parquet cache
     size, w, h = _png(first)
-    times = []
-    for _ in range(3):
+    times, cpus = [], []
+    for _ in range(5):
         server = _server(runs_dir, cache)
         r, dt = _call(server, "plot_overview", {"run": ref})
         times.append(dt)
+        cpus.append(_call.cpu)
     _, hit = _call(server, "plot_overview", {"run": ref})
     import json
 
     panels = len(json.loads(next(b.text for b in r.content if b.type == "text"))["panels"])
-    rows.append({"name": f"plot_overview, cached 1,000,000-step run, {panels} panels (median of 3)",
-                 "value": f"{statistics.median(times):.2f} s", "target": "<= 1.5 s"})
+    rows.append({"name": f"plot_overview, cached 1,000,000-step run, {panels} panels (median of 5)",
+                 "value": f"{statistics.median(times):.2f} s wall, {statistics.median(cpus):.2f} s CPU",
+                 "target": "<= 1.5 s"})
     rows.append({"name": "plot_overview, same request again (plot cache hit)", "value": f"{hit * 1000:.0f} ms",
                  "target": ""})
     rows.append({"name": "plot_overview, first call (history decoded, matplotlib imported)",

@@ -18,8 +18,8 @@ def rnd(x: float, sig: int = SIG) -> float | int | str:
         return "NaN"
     if math.isinf(x):
         return "Infinity" if x > 0 else "-Infinity"
-    if x == 0:
-        return 0
+    if x.is_integer() and abs(x) < 2**53:
+        return int(x)  # steps and counts stay exact: step 123457 must not print as 123460
     r = float(f"{x:.{sig}g}")
     return int(r) if r.is_integer() and abs(r) < 1e15 else r
 

@@ -1,13 +1,14 @@
 """A third-party client: the MCP Inspector CLI (Node) drives `wandb-lens serve` over stdio.
 
 `mcp-inspector-cli --cli <command> --method tools/list` and `--method tools/call --tool-name X
---tool-arg k=v` on the demo runs, one call per tool family. The pinned CLI is installed with npm
+--tool-arg k=v` on the demo runs and Weave evaluations, one call per tool family. The pinned CLI is installed with npm
 into a cache outside the repo (scripts/npm_tools.py). Without node/npm these tests skip locally
 and fail when CI is set (.ci/run sets it).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -20,15 +21,33 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import npm_tools  # noqa: E402
 
-# One line per tool family: tool, arguments, check(answer JSON) -> true when right.
+# One line per tool family: tool, arguments, check(tools/call result as JSON) -> true when right.
 FAMILIES = [
     ("list_projects", {},
-     lambda out: out["projects"][0]["project"] == "lens-demo" and out["runs_total"] == 8),
+     lambda r: _json(r)["projects"][0]["project"] == "lens-demo" and _json(r)["runs_total"] == 8),
     ("query_runs", {"project": "lens-demo", "filters": {"state": {"$in": ["failed", "crashed"]}}, "limit": 5},
-     lambda out: out["total"] == 2 and {r["name"] for r in out["runs"]} == {"lr-too-high", "killed-mid-run"}),
+     lambda r: {run["name"] for run in _json(r)["runs"]} == {"lr-too-high", "killed-mid-run"}),
     ("describe_run", {"run": "lens-demo/baseline-cosine"},
-     lambda out: out["name"] == "baseline-cosine" and out["history"]["keys"]["val/loss"]["n"] == 40),
+     lambda r: _json(r)["history"]["keys"]["val/loss"]["n"] == 40),
+    ("diagnose_run", {"run": "lens-demo/lr-too-high"}, lambda r: _json(r)["verdict"] == "diverged"),
+    ("plot_overview", {"run": "lens-demo/baseline-cosine"},
+     lambda r: _png(r) and "train/loss" in {p["metric"] for p in _json(r)["panels"]}),
+    ("eval_health", {}, lambda r: {"calculator-v2", "guesser-v1"} <= _column(_json(r)["evals"], "model")),
 ]
+
+
+def _json(result: dict):
+    return json.loads(next(b["text"] for b in result["content"] if b["type"] == "text"))
+
+
+def _png(result: dict) -> bool:
+    images = [b for b in result["content"] if b["type"] == "image"]
+    return bool(images) and all(b["mimeType"] == "image/png" and base64.b64decode(b["data"])[:8] == b"\x89PNG\r\n\x1a\n"
+                                for b in images)
+
+
+def _column(table: dict, name: str) -> set:
+    return {row[table["cols"].index(name)] for row in table["rows"]}
 
 
 def _in_ci() -> bool:
@@ -47,11 +66,12 @@ def inspector_cli() -> str:
 
 
 @pytest.fixture(scope="session")
-def inspector_answers(inspector_cli, demo_dir, tmp_path_factory) -> dict:
+def inspector_answers(inspector_cli, demo_dir, weave_db, tmp_path_factory) -> dict:
     """Every Inspector invocation run at once (each is a server start, ~3 s): key -> (exit, stdout, stderr)."""
     exe = Path(sys.executable).with_name("wandb-lens")
     server = [str(exe)] if exe.exists() else [sys.executable, "-m", "wandb_lens"]
-    server += ["serve", "--runs-dir", str(demo_dir / "wandb"), "--cache-dir", str(tmp_path_factory.mktemp("cache"))]
+    server += ["serve", "--runs-dir", str(demo_dir / "wandb"), "--traces-db", weave_db["path"],
+               "--cache-dir", str(tmp_path_factory.mktemp("cache"))]
     jobs = {"tools/list": ["--method", "tools/list"]}
     for tool, args, _ in FAMILIES:
         # values go through JSON.parse in the CLI: JSON-encode all of them (strings too) to keep types
@@ -87,6 +107,4 @@ def test_inspector_tools_call(inspector_answers, tool):
     check = {f[0]: f[2] for f in FAMILIES}[tool]
     result = _answer(inspector_answers, tool)
     assert result["isError"] is False, result
-    text = [b["text"] for b in result["content"] if b["type"] == "text"]
-    assert text, result
-    assert check(json.loads(text[0])), text[0][:2000]
+    assert check(result), json.dumps(result)[:2000]

@@ -15,6 +15,8 @@ def steps(run_names: dict[str, str]) -> list[tuple[str, dict]]:
         ("query_runs", {"project": "lens-demo", "order": "+summary.val/loss"}),
         ("query_runs", {"filters": {"state": {"$in": ["crashed", "failed"]}}, "metrics": ["loss"]}),
         ("describe_run", {"run": "lens-demo/custom-step-axis"}),
+        ("diagnose_run", {"run": "lens-demo/overfit-wide-model"}),
+        ("compare_runs", {"runs": ["lens-demo/baseline-cosine", "lens-demo/still-improving", "lens-demo/plateau-tiny-lr"]}),
         ("plot_overview", {"run": "lens-demo/spiky-bad-batches"}),
     ]
 

@@ -278,6 +278,9 @@ class CloudRunSource:
             _, recent, _ = self.query(project, None, None, 50, 0) if entity == s.entity else (0, [], [])
         except LensError:
             recent = []
+        if entity != s.entity:
+            return _raise(f"No run {name!r} in {entity}/{project}: the entity or project may not exist, or this "
+                          "key may not see it (or the run was deleted).")
         names = [r.id for r in recent] + [r.name for r in recent if r.name]
         text = suggest(f"run in project {project!r}", name, names).replace("Unknown run", "No run", 1)
         return _raise(text + " (It may have been deleted; names listed are the 50 newest runs.)")

@@ -318,3 +318,13 @@ def test_find_keys_common_namings():
     f = find_keys(["loss", "validation/loss", "lr-AdamW", "samples_per_sec", "val/acc"])
     assert (f["train"], f["val"], f["lr"], f["throughput"], f["accuracy"]) == (
         "loss", "validation/loss", "lr-AdamW", "samples_per_sec", "val/acc")
+
+
+def test_compare_diverged_run_never_ranks_first():
+    """Regression: a diverged run's huge final std tied it with every run, and it won on smoothness."""
+    from wandb_lens.analysis.compare import rank
+
+    feats = {"ok": {"final_mean": 0.09, "final_std": 0.001, "smoothness": 0.01},
+             "blown": {"final_mean": 2.6e286, "final_std": 1e287, "smoothness": 1e-9, "divergence": {"detected": True}},
+             "meh": {"final_mean": 0.2, "final_std": 0.01, "smoothness": 0.02}}
+    assert rank(feats, "min") == ["ok", "meh", "blown"]

@@ -5,12 +5,15 @@ from __future__ import annotations
 from mcp.server import MCPServer
 
 from . import __version__
+from . import prompts, resources
 from .app import App, AppConfig
 
 INSTRUCTIONS = (
-    "wandb-lens reads Weights & Biases training runs (local wandb/ folders or W&B cloud) and answers "
-    "with compact JSON: find runs with query_runs, inspect one with describe_run. Runs are referenced "
-    "as run_id, project/run_id or entity/project/run_id."
+    "wandb-lens gives read-only, compact answers about Weights & Biases training runs (local wandb/ "
+    "folders or W&B cloud) and Weave evaluations and traces: find and describe runs, diagnose curves "
+    "with a verdict, compare runs, plot them, and summarise evaluations. Read wandb-lens://docs/tools "
+    "first to pick a tool. Runs are referenced as run_id, project/run_id or entity/project/run_id. "
+    "Every list states its total and whether it was cut."
 )
 
 
@@ -24,5 +27,7 @@ def build_server(config: AppConfig | None = None, app: App | None = None) -> MCP
     diagnostics.register(server, app)
     evals.register(server, app)
     plots.register(server, app)
+    resources.register(server, app)
+    prompts.register(server, app)
     _base.tidy_schemas(server)
     return server

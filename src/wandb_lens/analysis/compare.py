@@ -1,8 +1,10 @@
 """Ranking runs on one metric with the noise in mind, and what differs between their configs.
 
 Tie rule: two runs whose final-10% means differ by less than 2x the larger final-10% std are tied;
-among tied runs the smoother one (lower `smoothness`, then fewer spikes) ranks first. Runs without a
-finite final mean (NaN, no points) rank last. A single best point is never used to rank.
+among tied runs the smoother one (lower `smoothness`, then fewer spikes) ranks first. Runs whose
+curve diverged rank after the others (their huge final spread would otherwise tie them with
+everything), and runs without a finite final mean (NaN, no points) rank
+last. A single best point is never used to rank.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ def tied(a: Mapping, b: Mapping) -> bool:
 def rank(features_by_run: dict[str, dict], direction: str) -> list[str]:
     """Run names best first (direction "min" or "max"), ties going to the smoother run."""
     sign = -1.0 if direction == "max" else 1.0
-    good = {k: f for k, f in features_by_run.items() if _final(f) is not None}
-    rest = [k for k in features_by_run if k not in good]
+    finite = {k: f for k, f in features_by_run.items() if _final(f) is not None}
+    diverged = [k for k, f in finite.items() if (f.get("divergence") or {}).get("detected")]
+    good = {k: f for k, f in finite.items() if k not in diverged}
+    rest = sorted(diverged, key=lambda k: (sign * _final(finite[k]), k))
+    rest += sorted(k for k in features_by_run if k not in finite)
     remaining = sorted(good, key=lambda k: (sign * _final(good[k]), k))
     out: list[str] = []
     while remaining:
@@ -45,7 +50,7 @@ def rank(features_by_run: dict[str, dict], direction: str) -> list[str]:
                                         sign * _final(good[k]), k))
         out.append(pick)
         remaining.remove(pick)
-    return out + sorted(rest)
+    return out + rest
 
 
 def differing_config(configs: dict[str, dict], limit: int = 20) -> tuple[dict[str, dict], int]:

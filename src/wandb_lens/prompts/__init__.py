@@ -90,3 +90,26 @@ PROMPTS = [
 def register(server, app) -> None:
     for fn, description in PROMPTS:
         server.prompt(name=fn.__name__, description=description)(fn)
+    _clear_prompt_errors(server)
+
+
+def _clear_prompt_errors(server) -> None:
+    """The SDK answers a prompt with a missing argument as 'Internal server error'; say what is missing."""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types.jsonrpc import INVALID_PARAMS
+
+    original = server.get_prompt
+    names = [fn.__name__ for fn, _ in PROMPTS]
+
+    async def get_prompt(name, arguments=None, context=None):
+        try:
+            return await original(name, arguments, context)
+        except MCPError:
+            raise
+        except ValueError as exc:
+            text = str(exc)
+            if text.startswith("Unknown prompt"):
+                text += f". Prompts: {', '.join(names)}"
+            raise MCPError(INVALID_PARAMS, text) from None
+
+    server.get_prompt = get_prompt

@@ -32,14 +32,14 @@ def register(server, app) -> None:
         from ..tools.runs import describe
 
         try:
-            return dumps(describe(app, _ref(project, run_id)))
+            return dumps(describe(app, run_ref(project, run_id)))
         except LensError as exc:
             from mcp.server.mcpserver.exceptions import ResourceError
 
             raise ResourceError(str(exc)) from None
 
 
-def _ref(project: str, run_id: str) -> str:
+def run_ref(project: str, run_id: str) -> str:
     from ..errors import LensError
 
     for part in (project, run_id):

@@ -36,7 +36,8 @@ def _features(rd: RunData, metric: str, step_key: str | None, direction: str) ->
     ax = rd.axis(metric, step_key)
     x, y = rd.series(metric, ax["key"])
     role = K.role_of(metric)
-    f = dict(analyse(x, y, direction_of(metric, direction) if role is None else "auto").features)
+    # an explicit direction wins, then the name (loss -> min, accuracy -> max), then the data
+    f = dict(analyse(x, y, direction_of(metric, direction)).features)
     if role == "lr":
         f = {k: v for k, v in f.items() if k in _LR_KEEP}
         f["schedule"] = lr_features(x, y)

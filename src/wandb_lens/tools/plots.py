@@ -43,14 +43,17 @@ def register(server, app) -> None:
                 ResourceLink(type="resource_link", name=f"{plot.id}.png", uri=plot.uri, mime_type="image/png",
                              size=len(plot.png))]
 
-    def cached(tool: str, args: dict, infos: list, draw) -> list:
+    def cached_plot(tool: str, args: dict, infos: list, draw) -> Plot:
         sig = [(i.ref, i.history_rows, i.last_step, i.state) for i in infos]
         pid = plot_id(tool, args, sig)
         plot = cache.get(pid)
         if plot is None:
             png, w, h, text = draw()
             plot = cache.put(Plot(pid, png, text, w, h))
-        return answer(plot)
+        return plot
+
+    def cached(tool: str, args: dict, infos: list, draw) -> list:
+        return answer(cached_plot(tool, args, infos, draw))
 
     def plot_overview(run: str, step_key: str | None = None, metrics: list[str] | None = None) -> list:
         info = app.runs.get_run(run)
@@ -87,6 +90,18 @@ def register(server, app) -> None:
     _base.add(server, plot_grad_histograms, "PNG heatmap of gradient histograms, layer x step. "
               "stat: mean_abs|max_abs|std.")
     _base.add(server, plot_grad_norm_by_layer, "PNG of per-layer grad norms (<=16).")
+
+    @server.resource("wandb-lens://runs/{project}/{run_id}/overview.png", name="run_overview", mime_type="image/png",
+                     description="A run's plot_overview PNG.")
+    def run_overview_png(project: str, run_id: str) -> bytes:
+        from ..resources import run_ref
+
+        try:
+            info = app.runs.get_run(run_ref(project, run_id))
+            args = {"step_key": None, "metrics": None}
+            return cached_plot("plot_overview", args, [info], lambda: _overview(app, info, None, None)).png
+        except LensError as exc:
+            raise ResourceError(str(exc)) from None
 
     @server.resource("wandb-lens://plots/{plot_id}.png", name="plot", mime_type="image/png",
                      description="A PNG rendered by a plot_* tool (kept in a bounded cache).")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wandb_lens.demo import _init, overfit, sgd_regression
+from wandb_lens.demo import _init, overfit
 
 PROJECT = "lens-scenarios"
 

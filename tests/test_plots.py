@@ -124,7 +124,7 @@ def test_demo_bad_input(lens):
     r = lens("plot_overview", run="baseline-cosin")
     assert r.is_error and "baseline-cosine" in r.text
     r = lens("plot_overview", run="baseline-cosine", step_key="epoch")
-    assert r.is_error and "Unknown step key 'epoch'" in r.text
+    assert r.is_error and "Unknown step_key 'epoch'" in r.text
     r = lens("plot_overview", run="baseline-cosine", metrics=["val/los"])
     assert r.is_error and "val/loss" in r.text
     r = lens("plot_comparison", runs=[], metric="loss")

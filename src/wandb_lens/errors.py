@@ -18,11 +18,11 @@ def close_matches(word: str, candidates, n: int = 5) -> list[str]:
     return found
 
 
-def suggest(what: str, word: str, candidates, shown: int = 10) -> str:
-    """'Unknown metric 'x'. Close matches: a, b. Available (12): ...'"""
+def suggest(what: str, word: str, candidates, shown: int = 10, where: str = "") -> str:
+    """'Unknown metric 'x' in run p/r. Close matches: a, b. Available (12): ...'"""
     pool = sorted({str(c) for c in candidates})
     near = close_matches(word, pool)
-    text = f"Unknown {what} {word!r}."
+    text = f"Unknown {what} {word!r}{where}."
     if near:
         text += " Close matches: " + ", ".join(near) + "."
     if not pool:

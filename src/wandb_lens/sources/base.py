@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
 
-from ..errors import LensError
+from ..errors import LensError, close_matches
 from .history import History
 
 STATES = ("finished", "failed", "crashed", "running")
@@ -65,6 +65,29 @@ def parse_ref(ref: str) -> tuple[str | None, str | None, str]:
     if len(parts) == 2:
         return None, parts[0], parts[1]
     return None, None, parts[0]
+
+
+def no_such_run(run_id: str, where: str, pool: list[RunInfo], shown: int = 8) -> str:
+    """'No run 'x' in project 'p'. Close matches: ... Runs (8): name (id), ...'"""
+    by_label = {}
+    for r in pool:
+        by_label[r.id] = r
+        if r.name:
+            by_label[r.name] = r
+    near = []
+    for label in close_matches(run_id, by_label):
+        r = by_label[label]
+        text = f"{r.name} ({r.id})" if r.name and r.name != r.id else r.id
+        if text not in near:
+            near.append(text)
+    msg = f"No run {run_id!r}{where}."
+    if near:
+        msg += " Close matches: " + ", ".join(near) + "."
+    if not pool:
+        return msg + " There are no runs here."
+    listed = ", ".join(f"{r.name} ({r.id})" if r.name and r.name != r.id else r.id for r in pool[:shown])
+    more = f", ... ({len(pool) - shown} more; query_runs lists them)" if len(pool) > shown else ""
+    return msg + f" Runs ({len(pool)}): {listed}{more}."
 
 
 class RunSource(Protocol):

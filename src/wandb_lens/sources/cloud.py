@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import LensError, suggest
 from . import cloud_history as CH
-from .base import RunInfo, parse_ref
+from .base import RunInfo, no_such_run, parse_ref
 from .cloud_cache import HistoryCache, user_namespace
 from .cloud_filters import to_wandb_filters, to_wandb_order
 from .history import HISTOGRAM, MEDIA, NUMERIC, TEXT, History
@@ -281,9 +281,8 @@ class CloudRunSource:
         if entity != s.entity:
             return _raise(f"No run {name!r} in {entity}/{project}: the entity or project may not exist, or this "
                           "key may not see it (or the run was deleted).")
-        names = [r.id for r in recent] + [r.name for r in recent if r.name]
-        text = suggest(f"run in project {project!r}", name, names).replace("Unknown run", "No run", 1)
-        return _raise(text + " (It may have been deleted; names listed are the 50 newest runs.)")
+        text = no_such_run(name, f" in project {project!r}", recent)
+        return _raise(text + " (It may have been deleted; runs listed are the 50 newest.)")
 
     def _info(self, s: _Session, wrun) -> RunInfo:
         a = wrun._attrs

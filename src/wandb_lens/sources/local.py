@@ -21,8 +21,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from ..errors import LensError, close_matches, suggest
-from .base import RunInfo, parse_ref
+from ..errors import LensError, suggest
+from .base import RunInfo, no_such_run, parse_ref
 from .history import History
 from .run_file import RunScan
 
@@ -344,29 +344,6 @@ class LocalRunSource:
         except OSError as exc:  # a read-only cache must not stop the answer
             log.warning("could not write history cache %s: %s", pq_path, exc)
         return hist
-
-
-def no_such_run(run_id: str, where: str, pool: list[RunInfo], shown: int = 8) -> str:
-    """'No run 'x' in project 'p'. Close matches: ... Runs (8): name (id), ...'"""
-    by_label = {}
-    for r in pool:
-        by_label[r.id] = r
-        if r.name:
-            by_label[r.name] = r
-    near = []
-    for label in close_matches(run_id, by_label):
-        r = by_label[label]
-        text = f"{r.name} ({r.id})" if r.name and r.name != r.id else r.id
-        if text not in near:
-            near.append(text)
-    msg = f"No run {run_id!r}{where}."
-    if near:
-        msg += " Close matches: " + ", ".join(near) + "."
-    if not pool:
-        return msg + " There are no runs here."
-    listed = ", ".join(f"{r.name} ({r.id})" if r.name and r.name != r.id else r.id for r in pool[:shown])
-    more = f", ... ({len(pool) - shown} more; query_runs lists them)" if len(pool) > shown else ""
-    return msg + f" Runs ({len(pool)}): {listed}{more}."
 
 
 def _json_default(value):

@@ -15,7 +15,7 @@ from ..analysis.schedule import lr_features
 from ..analysis.verdict import judge
 from ..errors import LensError
 from . import _base
-from .diag_data import RunData, direction_of, pick_keys
+from .run_data import RunData, direction_of, pick_keys
 
 MAX_METRICS = 8
 MAX_RUNS = 50

@@ -124,57 +124,14 @@ def _features(x: np.ndarray, y: np.ndarray, key: str) -> dict:
     return curve_features(x, y, direction=direction)
 
 
-def _numeric_keys(hist) -> list[str]:
-    from ..sources.history import NUMERIC
-
-    return [k for k, c in hist.columns.items() if c.kind == NUMERIC]
-
-
-def _check_metric(hist, key: str, what: str = "metric") -> None:
-    from ..sources.history import NUMERIC
-
-    col = hist.columns.get(key)
-    if col is None or col.kind != NUMERIC:
-        raise LensError(suggest(what, key, [k for k in _numeric_keys(hist) if not k.startswith("_")] or
-                                _numeric_keys(hist)))
-
-
-def _axis(hist, info, metric: str, step_key: str | None, cands=None) -> tuple[str, np.ndarray, np.ndarray, str]:
-    """(step key used, x, y, note) for one metric, the axis chosen by `analysis.step_axis.choose`
-    (an explicit step key always wins)."""
-    choice = _choose(hist, info, metric, step_key, cands)
+def _axis(rd, metric: str, step_key: str | None) -> tuple[str, np.ndarray, np.ndarray, str]:
+    """(step key used, x, y, note) for one metric on the axis RunData chooses (explicit key wins)."""
+    choice = rd.axis(metric, step_key)
     key = choice["key"]
-    x, y = hist.series(metric, key)
+    x, y = rd.series(metric, key)
     if x.size == 0 and y.size == 0 and key != "_step":
         return key, x, y, f"never logged together with {key}"
     return key, x, y, choice.get("note", "")
-
-
-def _candidates(hist, info) -> list[dict]:
-    from ..analysis.step_axis import candidates
-    from ..sources.history import NUMERIC
-
-    numeric = {k: np.asarray(c.values, dtype=np.float64) for k, c in hist.columns.items()
-               if c.kind == NUMERIC and k not in ("_runtime", "_timestamp")}
-    return candidates(numeric, info.metrics)
-
-
-def _choose(hist, info, metric: str, step_key: str | None = None, cands=None) -> dict:
-    from ..analysis.step_axis import choose
-
-    def xs(k):
-        if k != "_step" and k not in hist.columns:
-            return None
-        return hist.series(metric, k)[0]
-
-    if cands is None:
-        cands = _candidates(hist, info)
-    return choose(metric, cands, info.metrics, explicit=step_key, xs=xs)
-
-
-def _check_step_key(hist, step_key: str | None) -> None:
-    if step_key is not None and step_key != "_step":
-        _check_metric(hist, step_key, "step key")
 
 
 def _caption(f: dict, n: int, key: str = "") -> str:
@@ -243,10 +200,11 @@ def _line(label: str, x, y, f: dict, bold: bool = False, spikes: bool = True, ke
 
 
 # ----- plot_overview ----------------------------------------------------------------------
-def _overview_keys(hist) -> list[str]:
+def _overview_keys(rd) -> list[str]:
     from ..analysis.keys import find_keys
 
-    numeric = _numeric_keys(hist)
+    hist = rd.hist
+    numeric = rd.numeric_keys()
     roles = find_keys(numeric)
     chosen: list[str] = []
 
@@ -269,28 +227,28 @@ def _overview_keys(hist) -> list[str]:
 
 def _overview(app, info, step_key, metrics):
     from ..plotting.render import Panel, grid
+    from .run_data import RunData
 
-    hist = app.runs.history(info)
-    _check_step_key(hist, step_key)
+    rd = RunData(app, info=info)
+    hist = rd.hist
     notes = []
     if metrics:
         if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
             raise LensError("metrics must be a list of history keys.")
         for m in metrics:
-            _check_metric(hist, m)
+            rd.check_metric(m, numeric=True)
         keys = list(dict.fromkeys(metrics))
         if len(keys) > MAX_OVERVIEW:
             notes.append(f"{len(keys)} metrics asked, the first {MAX_OVERVIEW} drawn; left out: "
                          + ", ".join(keys[MAX_OVERVIEW:]))
             keys = keys[:MAX_OVERVIEW]
     else:
-        keys = _overview_keys(hist)
+        keys = _overview_keys(rd)
     if not keys:
         raise LensError(f"Run {info.ref} logs no numeric history to plot (history rows: {hist.n_rows}).")
     panels, numbers = [], []
-    cands = None if step_key else _candidates(hist, info)
     for key in keys:
-        used, x, y, note = _axis(hist, info, key, step_key, cands)
+        used, x, y, note = _axis(rd, key, step_key)
         f = _features(x, y, key) if y.size else {}
         panels.append(Panel(key, used, [_line(key, x, y, f, key=key)], _caption(f, int(y.size), key),
                             _empty_note(y, x, note)))
@@ -361,33 +319,34 @@ def _comparison(app, infos, metric, step_key, hl):
     from ..analysis.compare import rank
     from ..analysis.keys import find_keys
     from ..plotting.render import Panel, fmt, grid
+    from .run_data import RunData
 
-    hists = {i.ref: app.runs.history(i) for i in infos}
-    by_role = metric in ROLES and not any(metric in h.columns for h in hists.values())
+    rds = {i.ref: RunData(app, info=i) for i in infos}
+    by_role = metric in ROLES and not any(metric in rd.hist.columns for rd in rds.values())
     data, missing = {}, []
     for info in infos:
-        hist = hists[info.ref]
-        key = find_keys(_numeric_keys(hist)).get(metric) if by_role else metric
-        col = hist.columns.get(key) if key else None
-        if col is None or (step_key is not None and step_key != "_step" and step_key not in hist.columns):
+        rd = rds[info.ref]
+        key = find_keys(rd.numeric_keys()).get(metric) if by_role else metric
+        col = rd.hist.columns.get(key) if key else None
+        if col is None or (step_key is not None and step_key != "_step" and step_key not in rd.hist.columns):
             missing.append(info.name or info.id)
             continue
-        _check_metric(hist, key)
-        data[info.ref] = (info, hist, key)
+        rd.check_metric(key, numeric=True)
+        data[info.ref] = (info, rd, key)
     if not data:
-        pool = sorted({k for h in list(hists.values())[:10] for k in _numeric_keys(h)})
+        pool = sorted({k for rd in list(rds.values())[:10] for k in rd.numeric_keys()})
         what = f"{metric!r}" + (f" with step key {step_key!r}" if step_key else "")
         raise LensError(f"None of the {len(infos)} runs logs {what}. " + suggest("metric", metric, pool))
     axis_note = ""
     if step_key is None:
-        chosen = {ref: _choose(h, i, k)["key"] for ref, (i, h, k) in data.items()}
+        chosen = {ref: rd.axis(k, None)["key"] for ref, (i, rd, k) in data.items()}
         keys = set(chosen.values())
         step_key = keys.pop() if len(keys) == 1 else "_step"
         if len(set(chosen.values())) > 1:
             axis_note = f"step keys differ ({', '.join(sorted(set(chosen.values())))}): drawn on _step"
     series, feats = {}, {}
-    for ref, (info, hist, key) in data.items():
-        x, y = hist.series(key, step_key)
+    for ref, (info, rd, key) in data.items():
+        x, y = rd.series(key, step_key)
         series[ref] = (x, y)
         feats[ref] = _features(x, y, key) if y.size else {"n": 0}
     direction = _direction(next(iter(data.values()))[2], feats)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LensError
-from .plots import MAX_HEAT_LAYERS, MAX_LAYERS, _axis, _candidates, _caption, _empty_note, _features, _line, _numbers, _numeric_keys
+from .plots import MAX_HEAT_LAYERS, MAX_LAYERS, _axis, _caption, _empty_note, _features, _line, _numbers
 
 
 def _families(keys: list[str]) -> dict[str, list[str]]:
@@ -60,8 +60,8 @@ def grad_heatmap(app, info, prefix: str, stat: str):
     return png, w, h, text
 
 
-def _norm_keys(hist, ref: str, prefix: str | None) -> tuple[str, list[str]]:
-    numeric = [k for k in _numeric_keys(hist) if not k.startswith("_")]
+def _norm_keys(rd, ref: str, prefix: str | None) -> tuple[str, list[str]]:
+    numeric = [k for k in rd.numeric_keys() if not k.startswith("_")]
     if prefix is not None:
         keys = [k for k in numeric if k.startswith(prefix) and k != prefix]
         if not keys:
@@ -80,13 +80,14 @@ def _norm_keys(hist, ref: str, prefix: str | None) -> tuple[str, list[str]]:
 def layer_norms(app, info, prefix):
     from ..plotting.render import Panel, grid
 
-    hist = app.runs.history(info)
-    prefix, keys = _norm_keys(hist, info.ref, prefix)
+    from .run_data import RunData
+
+    rd = RunData(app, info=info)
+    prefix, keys = _norm_keys(rd, info.ref, prefix)
     shown = keys[:MAX_LAYERS]
     panels, rows = [], []
-    cands = _candidates(hist, info)
     for key in shown:
-        used, x, y, note = _axis(hist, info, key, None, cands)
+        used, x, y, note = _axis(rd, key, None)
         f = _features(x, y, "grad_norm") if y.size else {}
         name = key[len(prefix):] or key
         panels.append(Panel(name, used, [_line(name, x, y, f)], _caption(f, int(y.size)), _empty_note(y, x, note)))

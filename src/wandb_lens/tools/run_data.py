@@ -1,0 +1,127 @@
+"""Reading a run's series for the diagnostics and plot tools: key checks, step-axis choice, pairing by step."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..analysis import keys as K
+from ..analysis import step_axis as SA
+from ..errors import LensError, suggest
+from ..sources.history import HISTOGRAM, MEDIA, NUMERIC, TEXT
+
+DIRECTIONS = ("auto", "min", "max")
+
+
+class RunData:
+    """One run's history with cached step-axis candidates and per-(metric, axis) series."""
+
+    def __init__(self, app, ref: str | None = None, info=None):
+        self.info = info if info is not None else app.runs.get_run(ref)
+        self.hist = app.runs.history(self.info)
+        self._numeric = None
+        self._cands = None
+        self._xs: dict = {}
+
+    @property
+    def name(self) -> str:
+        return self.info.name or self.info.id
+
+    def numeric_keys(self) -> list[str]:
+        return [k for k, c in self.hist.columns.items() if c.kind == NUMERIC and k not in ("_runtime", "_timestamp")]
+
+    def candidates(self) -> list[dict]:
+        if self._cands is None:
+            num = {k: np.asarray(self.hist.columns[k].values, dtype=np.float64) for k in self.numeric_keys()}
+            self._cands = SA.candidates(num, self.info.metrics)
+        return self._cands
+
+    def check_metric(self, key: str, what: str = "metric", numeric: bool = False) -> None:
+        """An unknown key lists close matches; `numeric=True` also refuses histogram and media keys."""
+        col = self.hist.columns.get(key)
+        if col is None:
+            pool = [k for k in self.hist.columns if k not in ("_runtime", "_timestamp")]
+            if numeric:
+                pool = [k for k in self.numeric_keys() if not k.startswith("_")] or self.numeric_keys()
+            raise LensError(suggest(what, key, pool, where=f" in run {self.info.ref}"))
+        if numeric and col.kind in (HISTOGRAM, MEDIA):
+            hint = " (plot_grad_histograms draws histograms)" if col.kind == HISTOGRAM else ""
+            raise LensError(f"{key!r} in run {self.info.ref} holds {col.kind} values, not a scalar curve{hint}.")
+        if col.kind == TEXT:
+            ex = str(col.values[0])[:40] if len(col.values) else ""
+            raise LensError(f"{key!r} in run {self.info.ref} holds text values (e.g. {ex!r}), not numbers: "
+                            "no curve to judge.")
+
+    def xs(self, metric: str, axis: str):
+        """x values of `metric` on `axis` (rows where both were logged), or None."""
+        if axis not in self.hist.columns or self.hist.columns[axis].kind != NUMERIC:
+            return None
+        k = (metric, axis)
+        if k not in self._xs:
+            self._xs[k] = self.hist.series(metric, axis)
+        return self._xs[k][0]
+
+    def axis(self, metric: str, step_key: str | None) -> dict:
+        if step_key:
+            col = self.hist.columns.get(step_key)
+            if col is None or col.kind != NUMERIC:
+                pool = [c["key"] for c in self.candidates()] + self.numeric_keys()
+                raise LensError(suggest("step_key", step_key, pool, where=f" in run {self.info.ref}"))
+        return SA.choose(metric, self.candidates(), self.info.metrics, step_key, lambda a: self.xs(metric, a))
+
+    def series(self, metric: str, axis: str) -> tuple[np.ndarray, np.ndarray]:
+        self.xs(metric, axis)
+        x, y = self._xs[(metric, axis)]
+        return x, y
+
+    def is_histogram(self, key: str) -> bool:
+        col = self.hist.columns.get(key)
+        return col is not None and col.kind == HISTOGRAM
+
+    def histogram_keys(self, prefix: str | None = None) -> list[str]:
+        return [k for k, c in self.hist.columns.items() if c.kind == HISTOGRAM and (prefix is None or k.startswith(prefix))]
+
+    def layers(self, keys: list[str]) -> dict:
+        out = {}
+        for k in keys:
+            col = self.hist.columns[k]
+            out[k] = (self.hist.steps[col.rows].astype(np.float64), col.values, col.bins or [])
+        return out
+
+    def state_note(self) -> str | None:
+        st = self.info.state
+        last = self.hist.steps[-1] if self.hist.n_rows else None
+        if st == "crashed":
+            return f"run crashed (no clean exit) at _step {last}: judged on the {self.hist.n_rows} rows it logged"
+        if st == "running":
+            return f"run still running (last _step {last}): judged on what it has logged so far"
+        if st == "failed":
+            return f"run failed (exit code {self.info.exit_code}) at _step {last}"
+        return None
+
+
+def direction_of(key: str, direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise LensError(f"direction must be one of {', '.join(DIRECTIONS)} (got {direction!r}).")
+    if direction != "auto":
+        return direction
+    return K.direction_for(key) or "auto"
+
+
+def pick_keys(rd: RunData, train_key: str | None, val_key: str | None) -> dict:
+    found = K.find_keys(rd.numeric_keys())
+    if train_key:
+        rd.check_metric(train_key, "train_key")
+        found["train"] = train_key
+    if val_key:
+        rd.check_metric(val_key, "val_key")
+        found["val"] = val_key
+    if not found.get("train"):
+        if found.get("val"):
+            found["train"], found["val"] = found["val"], None
+        else:
+            pool = rd.numeric_keys()
+            raise LensError(f"No loss-like metric found in run {rd.info.ref}; pass train_key. Numeric keys "
+                            f"({len(pool)}): {', '.join(sorted(pool)[:15])}{' ...' if len(pool) > 15 else ''}.")
+    if found.get("val") == found["train"]:
+        found["val"] = None
+    return found

@@ -328,3 +328,13 @@ def test_compare_diverged_run_never_ranks_first():
              "blown": {"final_mean": 2.6e286, "final_std": 1e287, "smoothness": 1e-9, "divergence": {"detected": True}},
              "meh": {"final_mean": 0.2, "final_std": 0.01, "smoothness": 0.02}}
     assert rank(feats, "min") == ["ok", "meh", "blown"]
+
+
+def test_compare_matches_each_runs_own_validation_key(lens):
+    """Demo runs name validation loss val/loss or val_loss: by default each run's own key is used."""
+    out = lens("compare_runs", runs=["baseline-cosine", "plateau-tiny-lr", "overfit-wide-model"]).json
+    assert out["metric"] == "val" and out["keys"]["baseline-cosine"] == "val/loss"
+    assert out["keys"]["plateau-tiny-lr"] == "val_loss" and "missing_metric" not in out
+    assert [r["run"] for r in out["ranking"]] == ["baseline-cosine", "overfit-wide-model", "plateau-tiny-lr"]
+    one = lens("compare_runs", runs=["baseline-cosine", "still-improving"], metric="train").json
+    assert one["metric"] == "train/loss" and "keys" not in one

@@ -163,21 +163,21 @@ def register(server, app) -> None:
         projects = sorted({rd.info.project for rd in rds})
         if len(projects) > 1:
             notes.append(f"runs come from {len(projects)} projects ({', '.join(projects[:5])}): compared anyway")
-        if metric is None:
-            votes: dict[str, int] = {}
-            for rd in rds:
-                f = K.find_keys(rd.numeric_keys())
-                for role in ("val", "train"):
-                    if f.get(role):
-                        votes[f[role]] = votes.get(f[role], 0) + (2 if role == "val" else 1)
-                        break
-            if not votes:
-                raise LensError("No loss-like metric shared by these runs; pass metric.")
-            metric = max(votes, key=lambda k: (votes[k], -len(k)))
-            why = "most common validation (else train) loss key"
+        roles = ("train", "val", "lr", "grad_norm", "accuracy", "throughput")
+        keyed: dict[str, str | None]
+        if metric is None or (metric in roles and not any(metric in rd.hist.columns for rd in rds)):
+            found = {rd.info.ref: K.find_keys(rd.numeric_keys()) for rd in rds}
+            role = metric or ("val" if sum(bool(f.get("val")) for f in found.values()) * 2 >= len(rds) else "train")
+            keyed = {ref: (f.get(role) if isinstance(f.get(role), str) else None) for ref, f in found.items()}
+            if not any(keyed.values()):
+                raise LensError(f"None of the runs logs a {role} metric that wandb-lens recognises; pass metric.")
+            names = sorted({k for k in keyed.values() if k})
+            metric = names[0] if len(names) == 1 else role
+            why = f"each run's own {role} key" if len(names) > 1 else f"the runs' {role} key"
         else:
+            keyed = {rd.info.ref: metric for rd in rds}
             why = "asked for"
-        d = direction_of(metric, direction)
+        d = direction_of(next(k for k in keyed.values() if k), direction)
         label = {}
         for rd in rds:
             lab = rd.name
@@ -185,15 +185,16 @@ def register(server, app) -> None:
         feats, curves, rows, missing, axes = {}, {}, {}, [], set()
         for rd in rds:
             lab = label[rd.info.ref]
-            if metric not in rd.hist.columns:
+            key = keyed[rd.info.ref]
+            if key is None or key not in rd.hist.columns:
                 missing.append(lab)
                 continue
-            rd.check_metric(metric)
-            ax = rd.axis(metric, step_key)
+            rd.check_metric(key)
+            ax = rd.axis(key, step_key)
             axes.add(ax["key"])
             if ax.get("note"):
                 notes.append(f"{lab}: {ax['note']}")
-            x, y = rd.series(metric, ax["key"])
+            x, y = rd.series(key, ax["key"])
             c = analyse(x, y, d)
             feats[lab], curves[lab] = c.features, c
             try:
@@ -224,11 +225,14 @@ def register(server, app) -> None:
             cfg = {k: short(diff[k][row["run"]]) for k in list(diff)[:4] if diff[k].get(row["run"]) is not None}
             if cfg:
                 row["config"] = cfg
+        used = {label[ref]: k for ref, k in keyed.items() if k}
         out: dict[str, Any] = {"metric": metric, "metric_why": why, "direction": d,
                                "step_key": axes.pop() if len(axes) == 1 else sorted(axes),
                                "runs": len(rds), "ranking": table,
                                "tie_rule": "final-10% means within 2x final std are tied; the smoother run ranks first",
                                "config_differs": list(diff)}
+        if len(set(used.values())) > 1:
+            out["keys"] = used
         if n_diff > len(diff):
             out["config_differs_total"] = n_diff
         short_list = order[:SHORTLIST]
@@ -254,7 +258,7 @@ def register(server, app) -> None:
               "Verdict for one run: healthy|unstable|overfit|plateaued|diverged|converged, with evidence tied to step "
               "ranges and concrete next actions. Train/val/lr/grad-norm keys are found automatically.")
     _base.add(server, compare_runs,
-              "Rank 2-50 runs on one metric (default: their val/train loss): final-10% mean, best and step, tail "
+              "Rank 2-50 runs on one metric (a key, or a role train|val|lr|grad_norm matched per run; default val): final-10% mean, best and step, tail "
               "slope, spikes, verdict; noise-aware ties; values at common steps; config keys that differ. "
               "group_by='config.seed' averages repeated seeds.")
 

@@ -71,7 +71,7 @@ def test_eval_health_limit_name_since(wlens):
 def test_eval_results_rows_errors_histogram(wlens):
     _, rows = _health(wlens)
     out = wlens("eval_results", eval_id=rows["guesser-v1"]["id"]).json
-    assert out["rows_total"] == 10 and out["rows_failed"] == 1 and out["rows_passed"] == 5
+    assert out["rows_total"] == 10 and out["rows_errored"] == 1 and out["rows_passed"] == 5
     assert out["returned"] == 10 and out["truncated"] is False
     cols = out["rows"]["cols"]
     table = {r[0]: dict(zip(cols, r)) for r in out["rows"]["rows"]}
@@ -85,7 +85,12 @@ def test_eval_results_rows_errors_histogram(wlens):
                               "where": "numeric_format", "count": 1, "rows": ["q04"]}]
     assert out["scorer_aggregates"]["exact_match.correct"] == {"true_fraction": 0.5, "true_count": 5}
     failed = wlens("eval_results", eval_id=rows["guesser-v1"]["id"], only_failed=True).json
-    assert [r[0] for r in failed["rows"]["rows"]] == ["q04"] and failed["truncated"] is False
+    # the row that raised and the rows answered wrong: everything the guesser did not get right
+    not_right = sorted({r["id"] for r in dw.DATASET} - dw.GUESSER_RIGHT)
+    assert sorted(r[0] for r in failed["rows"]["rows"]) == not_right and failed["truncated"] is False
+    assert failed["rows_not_passed"] == len(not_right) == 5 and failed["rows_errored"] == 1
+    few = wlens("eval_results", eval_id=rows["guesser-v1"]["id"], only_failed=True, limit=2).json
+    assert few["returned"] == 2 and few["truncated"] is True and few["rows_not_passed"] == 5
     cut = wlens("eval_results", eval_id=rows["calculator-v2"]["id"], limit=3).json
     assert cut["returned"] == 3 and cut["truncated"] is True and cut["rows_total"] == 10
 

@@ -9,16 +9,26 @@ from pathlib import Path
 import anyio
 
 
-def steps(run_names: dict[str, str]) -> list[tuple[str, dict]]:
-    return [
-        ("list_projects", {}),
-        ("query_runs", {"project": "lens-demo", "order": "+summary.val/loss"}),
-        ("query_runs", {"filters": {"state": {"$in": ["crashed", "failed"]}}, "metrics": ["loss"]}),
-        ("describe_run", {"run": "lens-demo/custom-step-axis"}),
-        ("diagnose_run", {"run": "lens-demo/overfit-wide-model"}),
-        ("compare_runs", {"runs": ["lens-demo/baseline-cosine", "lens-demo/still-improving", "lens-demo/plateau-tiny-lr"]}),
-        ("plot_overview", {"run": "lens-demo/spiky-bad-batches"}),
-    ]
+DEMO = "lens-demo"
+STEPS: list[tuple[str, str, dict]] = [
+    ("Which projects are there, and how did their runs end?", "list_projects", {}),
+    ("Best runs by validation loss (runs without val/loss sort last)", "query_runs",
+     {"project": DEMO, "order": "+summary.val/loss"}),
+    ("What broke?", "query_runs", {"filters": {"state": {"$in": ["crashed", "failed"]}}, "metrics": ["loss"]}),
+    ("What does this run log, and on which x-axis?", "describe_run", {"run": f"{DEMO}/custom-step-axis"}),
+    ("Is this run healthy?", "diagnose_run", {"run": f"{DEMO}/overfit-wide-model"}),
+    ("Which run is best? (each run's own validation key)", "compare_runs",
+     {"runs": [f"{DEMO}/baseline-cosine", f"{DEMO}/still-improving", f"{DEMO}/plateau-tiny-lr",
+               f"{DEMO}/overfit-wide-model"]}),
+    ("Show me the curves", "plot_overview", {"run": f"{DEMO}/spiky-bad-batches"}),
+]
+
+
+def _show(question: str, name: str, args: dict, result) -> None:
+    print(f"# {question}\n$ {name} {args}")
+    for block in result.content:
+        print(block.text if block.type == "text" else f"[{block.type}]")
+    print()
 
 
 async def tour(out: Path) -> int:
@@ -36,12 +46,9 @@ async def tour(out: Path) -> int:
         tools = (await client.list_tools()).tools
         print(f"# connected over stdio: {len(tools)} tools: {', '.join(t.name for t in tools)}\n")
         failed = 0
-        for name, args in steps({}):
+        for question, name, args in STEPS:
             result = await client.call_tool(name, args)
-            print(f"$ {name} {args}")
-            for block in result.content:
-                print(block.text if block.type == "text" else f"[{block.type}]")
-            print()
+            _show(question, name, args, result)
             failed += bool(result.is_error)
         if (out / "traces.db").exists():
             failed += await weave_tour(client)
@@ -49,20 +56,23 @@ async def tour(out: Path) -> int:
 
 
 async def weave_tour(client) -> int:
-    """eval_health, then compare_evals on the evaluations it lists (ids are only known at run time)."""
+    """eval_health, then compare_evals and the failing rows (ids are only known at run time)."""
     import json
 
-    failed = 0
     health = await client.call_tool("eval_health", {})
-    print(f"$ eval_health {{}}\n{health.content[0].text}\n")
-    failed += bool(health.is_error)
-    if not health.is_error:
-        ids = [row[0] for row in json.loads(health.content[0].text)["evals"]["rows"]]
-        args = {"eval_ids": ids}
-        result = await client.call_tool("compare_evals", args)
-        print(f"$ compare_evals {args}\n{result.content[0].text}\n")
-        failed += bool(result.is_error)
-    return failed
+    _show("Did the Weave evaluations run cleanly?", "eval_health", {}, health)
+    if health.is_error:
+        return 1
+    rows = json.loads(health.content[0].text)["evals"]["rows"]
+    ids = [row[0] for row in rows]
+    result = await client.call_tool("compare_evals", {"eval_ids": ids})
+    _show("Which model solves more?", "compare_evals", {"eval_ids": ids}, result)
+    failed = bool(result.is_error)
+    worst = max(rows, key=lambda r: r[6])  # the "errors" column
+    args = {"eval_id": worst[0], "only_failed": True, "limit": 10}
+    result = await client.call_tool("eval_results", args)
+    _show(f"Which rows of {worst[1]} fail, and why?", "eval_results", args, result)
+    return failed + bool(result.is_error)
 
 
 def main() -> int:

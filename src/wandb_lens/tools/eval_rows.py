@@ -14,6 +14,7 @@ from ._weave import (
 
 MAX_LIMIT = 500
 FAILED_CAP = 500  # failed rows read for the error histogram
+SCAN_CAP = 2000  # rows read to find the ones that did not pass (only_failed)
 MAX_COMPARE = 10
 
 
@@ -31,9 +32,17 @@ def register(server, app) -> None:
         flt = rows_filter(call["id"], pid)
         total = src.count(pid, flt)
         n_failed = src.count(pid, flt, status_is("error"))
-        query = status_is("error") if only_failed else None
-        calls = src.calls(pid, flt, query, columns=["id", "inputs", "output", "exception", "summary", "started_at"],
-                          sort_by=[{"field": "started_at", "direction": "asc"}], limit=limit)
+        cols_read = ["id", "inputs", "output", "exception", "summary", "started_at"]
+        order = [{"field": "started_at", "direction": "asc"}]
+        scanned = None
+        if only_failed:  # rows that raised or scored false: scores live in each row's output
+            pool = src.calls(pid, flt, None, columns=cols_read, sort_by=order, limit=SCAN_CAP)
+            scanned = len(pool)
+            calls = [c for c in pool if row_record(c)["passed"] is False]
+            n_not_passed = len(calls)
+            calls = calls[:limit]
+        else:
+            calls = src.calls(pid, flt, None, columns=cols_read, sort_by=order, limit=limit)
         failed_calls = src.calls(pid, flt, status_is("error"), columns=["id", "inputs", "exception"],
                                  limit=FAILED_CAP) if n_failed else []
         names = row_labels(app, calls + failed_calls[:60])
@@ -53,10 +62,10 @@ def register(server, app) -> None:
                          *[_cell(r["scores"].get(k)) for k in score_cols], err_text])
         failed_recs = [dict(row_record(c), row=names.get(row_record(c)["row"], row_record(c)["row"][:8]))
                        for c in failed_calls]
-        scope_total = n_failed if only_failed else total
+        scope_total = n_not_passed if only_failed else total
         out: dict[str, Any] = {
             "eval": {"id": call["id"], "name": label(call), "model": model_name(call), "status": ev.call_status(call)},
-            "rows_total": total, "rows_failed": n_failed,
+            "rows_total": total, "rows_errored": n_failed,
             "rows_passed": sum(r["passed"] is True for r in recs) if len(recs) == total else None,
             "returned": len(rows), "truncated": len(rows) < scope_total, "only_failed": only_failed,
             "rows": {"cols": cols, "rows": rows},
@@ -65,10 +74,15 @@ def register(server, app) -> None:
         }
         if out["rows_passed"] is None:
             del out["rows_passed"]
+        if only_failed:
+            out["rows_not_passed"] = n_not_passed
+            if scanned is not None and scanned < total:
+                out["scan_note"] = f"rows that did not pass, among the first {scanned} of {total} rows"
         if n_failed > len(failed_calls):
             out["errors_note"] = f"histogram over the first {len(failed_calls)} of {n_failed} failed rows"
         out["legend"] = ("row: the dataset row's id field (or a digest); passed: no error and every boolean "
-                         "score true; scorer_aggregates: weave's summary, failed rows count as not true")
+                         "score true; only_failed: rows that raised or scored false; rows_errored: rows that raised; "
+                         "scorer_aggregates: weave's summary, errored rows count as not true")
         return out
 
     def compare_evals(eval_ids: list[str]) -> dict:
@@ -119,7 +133,7 @@ def register(server, app) -> None:
 
     _base.add(server, eval_results,
               "One evaluation's rows: row id, passed, latency, tokens, each score, first error line; scorer "
-              "aggregates and an error histogram. only_failed=true for failures only.")
+              "aggregates and an error histogram. only_failed=true: rows that raised or scored false.")
     _base.add(server, compare_evals,
               "Compare evaluations on the same dataset: solve rate, rows all fail, rows only one solves, "
               "best/worst per row, score deltas per scorer. eval_ids: 2-10 ids from eval_health.")

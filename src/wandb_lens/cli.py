@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="HTTP: a host name clients use to reach the server, besides loopback and --host "
                             "(repeatable; other Host/Origin headers are refused: DNS-rebinding protection)")
+    serve.add_argument("--auth-token", metavar="TOKEN",
+                       help="HTTP: shared token every request must send as the `X-Wandb-Lens-Token` header "
+                            "(default $WANDB_LENS_TOKEN; required to bind a non-loopback address; prefer the "
+                            "variable: arguments are visible to other local users)")
     _source_args(serve)
     call = sub.add_parser("call", help="run one tool in-process and print its result")
     call.add_argument("tool")
@@ -68,12 +72,21 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args) -> int:
     from .server import build_server
 
+    token = None
+    if args.transport == "http":
+        from . import http_mode
+
+        token = args.auth_token or os.environ.get(http_mode.TOKEN_ENV) or None
+        refusal = http_mode.check_bind(args.host, token)
+        if refusal:  # before building anything: a misconfigured deployment fails at once, saying why
+            print(f"wandb-lens: {refusal}", file=sys.stderr)
+            return 2
     server = build_server(_config(args))
     if args.transport == "stdio":
         server.run("stdio")
     else:
-        server.run("streamable-http", host=args.host, port=args.port,
-                   transport_security=_transport_security(args.host, args.allow_host))
+        http_mode.serve(server, host=args.host, port=args.port, token=token,
+                        transport_security=_transport_security(args.host, args.allow_host))
     return 0
 
 

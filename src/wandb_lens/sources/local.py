@@ -133,6 +133,7 @@ class LocalRunSource:
         self._scans: dict[str, tuple[int, int, RunScan]] = {}
         self._histories: OrderedDict[str, tuple[int, int, History]] = OrderedDict()
         self._lock = threading.RLock()
+        self._history_locks: dict[str, threading.Lock] = {}
         self._listing: tuple[float, list[Path]] | None = None
 
     # ----- discovery -------------------------------------------------------------------
@@ -266,18 +267,25 @@ class LocalRunSource:
         return scan
 
     def history(self, run: RunInfo, keys: list[str] | None = None) -> History:
+        """One decode per file at a time (a second caller waits, then reads memory); the source-wide
+        lock is held only around the memory cache, so a cold decode of a big run (seconds) never
+        stalls listings or other runs' calls (HTTP: other users; stdio: the call after a cancel)."""
         path = self._path_of(run)
+        key = str(path)
         with self._lock:
+            file_lock = self._history_locks.setdefault(key, threading.Lock())
+        with file_lock:
             st = path.stat()
-            key = str(path)
-            mem = self._histories.get(key)
-            if mem and mem[0] == st.st_size and mem[1] == st.st_mtime_ns:
-                self._histories.move_to_end(key)
-                return mem[2]
+            with self._lock:
+                mem = self._histories.get(key)
+                if mem and mem[0] == st.st_size and mem[1] == st.st_mtime_ns:
+                    self._histories.move_to_end(key)
+                    return mem[2]
             hist = self._load_history(path, st, mem)
-            self._histories[key] = (st.st_size, st.st_mtime_ns, hist)
-            while len(self._histories) > 8:
-                self._histories.popitem(last=False)
+            with self._lock:
+                self._histories[key] = (st.st_size, st.st_mtime_ns, hist)
+                while len(self._histories) > 8:
+                    self._histories.popitem(last=False)
             return hist
 
     def _path_of(self, run: RunInfo) -> Path:

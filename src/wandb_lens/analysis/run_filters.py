@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from typing import Any
+
+import regex  # the `re` syntax with a match timeout: a $regex that backtracks is stopped, not waited on
 
 OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$exists")
 LOGIC = ("$and", "$or", "$nor")
 MAX_DEPTH = 32
 MAX_NODES = 2000
 MAX_REGEX = 200
+REGEX_BUDGET_S = 1.0  # total time all $regex matches of one query may take
 _MISSING = object()
 _NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]")
 
@@ -89,13 +93,21 @@ def check(filters: Any) -> None:
                         raise FilterError(f"Unknown filter operator {op!r} on {key!r}. Supported: {', '.join(OPS)}.")
                     if op in ("$in", "$nin") and not isinstance(arg, list):
                         raise FilterError(f"{op} on {key!r} takes a list.")
+                    if op in ("$gt", "$gte", "$lt", "$lte") and (isinstance(arg, (dict, list, bool)) or arg is None):
+                        raise FilterError(f"{op} on {key!r} takes a number or a string, got {_kind(arg)}.")
+                    if op == "$exists" and not isinstance(arg, bool):
+                        raise FilterError(f"$exists on {key!r} takes true or false, got {_kind(arg)}.")
                     if op == "$regex":
                         _compile(arg, key)
 
     walk(filters, 0)
 
 
-def _compile(pattern: Any, field: str) -> re.Pattern:
+def _kind(v: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "a boolean", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _compile(pattern: Any, field: str) -> regex.Pattern:
     if not isinstance(pattern, str):
         raise FilterError(f"$regex on {field!r} takes a string.")
     if len(pattern) > MAX_REGEX:
@@ -106,9 +118,23 @@ def _compile(pattern: Any, field: str) -> re.Pattern:
             "exponential time; simplify the pattern."
         )
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return regex.compile(pattern)
+    except (regex.error, ValueError, OverflowError) as exc:
         raise FilterError(f"$regex on {field!r} is not a valid pattern: {exc}.") from None
+
+
+def _search(rx: regex.Pattern, text: str, field: str, deadline: float | None) -> bool:
+    """rx.search under the query's time budget: a pattern that backtracks too long is refused."""
+    left = REGEX_BUDGET_S if deadline is None else deadline - time.monotonic()
+    try:
+        if left <= 0:
+            raise TimeoutError
+        return rx.search(text, timeout=left) is not None
+    except TimeoutError:
+        raise FilterError(
+            f"$regex on {field!r} took longer than {REGEX_BUDGET_S:g} s (the pattern backtracks heavily on "
+            "these values); simplify it, e.g. anchor it or avoid overlapping alternatives like (a|aa)+."
+        ) from None
 
 
 def _num(v: Any) -> float | None:
@@ -139,7 +165,7 @@ def _eq(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _field_match(value: Any, cond: Any, field: str) -> bool:
+def _field_match(value: Any, cond: Any, field: str, deadline: float | None = None) -> bool:
     if not (isinstance(cond, dict) and any(k.startswith("$") for k in cond)):
         return value is not _MISSING and _eq(value, cond)
     for op, arg in cond.items():
@@ -158,24 +184,29 @@ def _field_match(value: Any, cond: Any, field: str) -> bool:
         else:  # $regex
             rx = _compile(arg, field)
             vals = value if isinstance(value, list) else [value]
-            ok = any(isinstance(v, str) and rx.search(v) for v in vals)
+            ok = any(isinstance(v, str) and _search(rx, v, field, deadline) for v in vals)
         if not ok:
             return False
     return True
 
 
-def matches(doc: dict, filters: dict | None) -> bool:
+def deadline() -> float:
+    """The time by which one query's $regex matches must be done (pass it to `matches`)."""
+    return time.monotonic() + REGEX_BUDGET_S
+
+
+def matches(doc: dict, filters: dict | None, deadline: float | None = None) -> bool:
     if not filters:
         return True
     for key, cond in filters.items():
         if key == "$and":
-            ok = all(matches(doc, sub) for sub in cond)
+            ok = all(matches(doc, sub, deadline) for sub in cond)
         elif key == "$or":
-            ok = any(matches(doc, sub) for sub in cond)
+            ok = any(matches(doc, sub, deadline) for sub in cond)
         elif key == "$nor":
-            ok = not any(matches(doc, sub) for sub in cond)
+            ok = not any(matches(doc, sub, deadline) for sub in cond)
         else:
-            ok = _field_match(lookup(doc, key), cond, key)
+            ok = _field_match(lookup(doc, key), cond, key, deadline)
         if not ok:
             return False
     return True

@@ -43,13 +43,17 @@ def minmax_indices(x: np.ndarray, y: np.ndarray, n_buckets: int) -> np.ndarray:
     n_buckets = max(1, int(n_buckets))
     if n <= 4 * n_buckets:
         return np.arange(n)
+    if n_buckets < 2 or not float(x[-1]) > float(x[0]):  # tsdownsample panics on these (one x value)
+        return minmax_indices_numpy(x, y, n_buckets)
     try:
         from tsdownsample import MinMaxDownsampler
 
         idx = MinMaxDownsampler().downsample(x, y, n_out=2 * n_buckets)
         return np.unique(np.concatenate([np.asarray(idx, dtype=np.int64), [0, n - 1]]))
-    except Exception:  # not installed, or an input it refuses: the numpy path gives the same buckets
-        return minmax_indices_numpy(x, y, n_buckets)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # not installed, an input it refuses, or a Rust panic (pyo3's PanicException is
+        return minmax_indices_numpy(x, y, n_buckets)  # a BaseException): the numpy path, same buckets
 
 
 def minmax_indices_numpy(x: np.ndarray, y: np.ndarray, n_buckets: int) -> np.ndarray:

@@ -49,7 +49,12 @@ def _loads(text: str) -> Any:
         return text
 
 
+MAX_NESTING = 16  # deeper config / summary keys are kept whole, joined by dots
+
+
 def _set_nested(target: dict, path: list[str], value: Any) -> None:
+    if len(path) > MAX_NESTING:
+        path = [*path[: MAX_NESTING - 1], ".".join(path[MAX_NESTING - 1:])]
     for part in path[:-1]:
         nxt = target.get(part)
         if not isinstance(nxt, dict):
@@ -138,39 +143,50 @@ def scan(data: bytes, previous: RunScan | None = None, want_history: bool = Fals
             continue
         try:
             record = parse(rec)
-        except Exception:  # a record that passed its CRC but is not a Record
-            state.damage.append("undecodable record")
-            continue
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            _apply_run(state, record.run)
-        elif kind == "config":
-            _apply_config(state.config, record.config)
-        elif kind == "metric":
-            _apply_metric(state.metrics, record.metric)
-        elif kind == "exit":
-            state.exit_code = int(record.exit.exit_code)
-            state.exit_runtime = float(record.exit.runtime) or None
-        elif kind == "environment":
-            env = record.environment
-            for name in ("os", "python", "program", "host", "gpu_type"):
-                value = getattr(env, name, "")
-                if value:
-                    state.environment[name] = value
-            if env.gpu_count:
-                state.environment["gpu_count"] = int(env.gpu_count)
-        elif kind == "telemetry":
-            if record.telemetry.feature.finish:
-                state.finish_called = True
-        elif kind == "header":
-            state.wandb_version = record.header.version_info.producer.split("+")[0]
+            _apply_record(state, record)
+        except Exception as exc:  # a record that passed its CRC but is not a Record (or holds nonsense)
+            _damage(state, f"undecodable record ({type(exc).__name__})")
     _apply_summaries(state.summary, summaries, parse)
     if last_history is not None:
-        _apply_last_row(state, parse(last_history).history)
+        try:
+            _apply_last_row(state, parse(last_history).history)
+        except Exception as exc:
+            _damage(state, f"undecodable history record ({type(exc).__name__})")
     state.end_offset = framing.end_offset
     state.truncated = framing.truncated
     state.damage.extend(framing.damage)
     return state, history
+
+
+def _damage(state: RunScan, what: str) -> None:
+    if len(state.damage) < 20:
+        state.damage.append(what)
+
+
+def _apply_record(state: RunScan, record) -> None:
+    kind = record.WhichOneof("record_type")
+    if kind == "run":
+        _apply_run(state, record.run)
+    elif kind == "config":
+        _apply_config(state.config, record.config)
+    elif kind == "metric":
+        _apply_metric(state.metrics, record.metric)
+    elif kind == "exit":
+        state.exit_code = int(record.exit.exit_code)
+        state.exit_runtime = float(record.exit.runtime) or None
+    elif kind == "environment":
+        env = record.environment
+        for name in ("os", "python", "program", "host", "gpu_type"):
+            value = getattr(env, name, "")
+            if value:
+                state.environment[name] = value
+        if env.gpu_count:
+            state.environment["gpu_count"] = int(env.gpu_count)
+    elif kind == "telemetry":
+        if record.telemetry.feature.finish:
+            state.finish_called = True
+    elif kind == "header":
+        state.wandb_version = record.header.version_info.producer.split("+")[0]
 
 
 def _apply_run(state: RunScan, run) -> None:
@@ -287,10 +303,13 @@ def _apply_items(summary: dict, items, seen: set) -> None:
 def _apply_last_row(state: RunScan, history) -> None:
     for item in history.item:
         key = _key(item)
-        if key == "_step":
-            state.last_step = int(float(item.value_json))
-        elif key == "_timestamp":
-            state.last_timestamp = float(item.value_json)
+        try:
+            if key == "_step":
+                state.last_step = int(float(item.value_json))
+            elif key == "_timestamp":
+                state.last_timestamp = float(item.value_json)
+        except (ValueError, OverflowError):  # 'NaN', 'Infinity' or not a number: leave it unknown
+            pass
     if state.last_step is None and history.HasField("step"):
         state.last_step = int(history.step.num)
 
@@ -300,10 +319,16 @@ def decode_history(records: list[bytes]) -> History:
     from wandb.proto import wandb_internal_pb2 as pb
 
     parse = pb.Record.FromString
+    parsed = []
+    for rec in records:
+        try:
+            parsed.append(parse(rec).history)
+        except Exception:  # passed its CRC yet is not a HistoryRecord: the row is left out
+            continue
+    records = parsed
     raw: dict[str, tuple[list[int], list[str]]] = {}
     steps = np.zeros(len(records), dtype=np.int64)
-    for row, rec in enumerate(records):
-        h = parse(rec).history
+    for row, h in enumerate(records):
         steps[row] = h.step.num
         for item in h.item:
             nk = item.nested_key
@@ -321,14 +346,26 @@ def decode_history(records: list[bytes]) -> History:
             continue
         except ValueError:
             pass
-        columns[key] = _column(row_idx, json.loads("[" + ",".join(texts) + "]"))
+        try:
+            values = json.loads("[" + ",".join(texts) + "]")
+        except (ValueError, RecursionError):  # one value is not JSON (damaged): read them one by one
+            values = [_loads_safe(t) for t in texts]
+        columns[key] = _column(row_idx, values)
     step_col = columns.get("_step")
     if step_col is not None and step_col.kind == NUMERIC:
-        steps[step_col.rows] = step_col.values.astype(np.int64)
+        ok = np.isfinite(step_col.values) & (np.abs(step_col.values) < 2**62)
+        steps[step_col.rows[ok]] = step_col.values[ok].astype(np.int64)
     columns["_step"] = Column(NUMERIC, np.arange(len(records), dtype=np.int64), steps.astype(np.float64))
     _group_histograms(columns)
     _stringify_text(columns)
     return History(steps, columns)
+
+
+def _loads_safe(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return text
 
 
 def _column(rows: np.ndarray, values: list) -> Column:
@@ -352,7 +389,7 @@ def _group_histograms(columns: dict[str, Column]) -> None:
     for type_key in [k for k in columns if k.endswith("._type")]:
         prefix = type_key[: -len("._type")]
         type_col = columns[type_key]
-        kinds = set(type_col.values) if type_col.kind == TEXT else set()
+        kinds = {v for v in type_col.values if isinstance(v, str)} if type_col.kind == TEXT else set()
         if kinds == {"histogram"} and f"{prefix}.values" in columns and f"{prefix}.bins" in columns:
             vals = columns.pop(f"{prefix}.values")
             bins = columns.pop(f"{prefix}.bins")
@@ -370,7 +407,7 @@ def _group_histograms(columns: dict[str, Column]) -> None:
 
 def _as_arrays(col: Column, idx: np.ndarray) -> list:
     if col.kind == TEXT:
-        return [np.asarray(col.values[i], dtype=np.float64).ravel() for i in idx]
+        return [_floats(col.values[i]) for i in idx]
     return [np.asarray([col.values[i]], dtype=np.float64) for i in idx]
 
 
@@ -378,3 +415,11 @@ def _stringify_text(columns: dict[str, Column]) -> None:
     for col in columns.values():
         if col.kind == TEXT:
             col.values = [v if isinstance(v, str) else json.dumps(v) for v in col.values]
+
+
+def _floats(value) -> np.ndarray:
+    """A histogram's values or bins as floats; a damaged entry (not numbers) reads as empty."""
+    try:
+        return np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError, OverflowError):
+        return np.zeros(0, dtype=np.float64)

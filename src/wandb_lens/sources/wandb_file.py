@@ -112,6 +112,8 @@ class Framing:
             else:
                 self._corrupt(pos, f"unknown chunk type {ctype}")
                 parts = None
+        if parts is not None:  # the file ends between a record's first and last chunks
+            self.truncated = True
 
     def _corrupt(self, pos: int, why: str) -> None:
         if len(self.damage) < 20:

@@ -8,11 +8,13 @@ import logging
 from collections.abc import Callable
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import ToolAnnotations
+from pydantic import ValidationError
 
 from ..compact import dumps
-from ..errors import LensError
+from ..errors import LensError, close_matches
 
 log = logging.getLogger("wandb_lens.tools")
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
@@ -31,7 +33,11 @@ def add(server, fn: Callable, description: str, name: str | None = None) -> None
             raise ToolError(_scrub(str(exc))) from None
         except ToolError:
             raise
-        except Exception as exc:  # a bug or unreadable data: say what, keep serving
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # a bug or unreadable data: say what, keep serving. BaseException:
+            # a panic in a Rust extension (pyo3's PanicException) escaped `except Exception` and ended
+            # the whole session, not just this call
             log.error("tool %s failed: %s", tool_name, _scrub(f"{type(exc).__name__}: {exc}"[:500]),
                       exc_info=_request_key_var().get() is None)
             raise ToolError(_scrub(f"{tool_name} failed: {type(exc).__name__}: {exc}"[:500])) from None
@@ -47,7 +53,104 @@ def add(server, fn: Callable, description: str, name: str | None = None) -> None
     extra = inspect.Parameter("lens_ctx", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Context)
     run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), extra])
     run.__annotations__ = {**getattr(fn, "__annotations__", {}), "lens_ctx": Context}
-    server.add_tool(run, name=tool_name, description=description, annotations=READ_ONLY, structured_output=False)
+    tool = LensTool.from_function(run, name=tool_name, description=description, annotations=READ_ONLY,
+                                  structured_output=False)
+    server._tool_manager._tools[tool_name] = tool  # the SDK's Tool, with the argument checks below
+
+
+class LensTool(Tool):
+    """The SDK's tool with stricter arguments: an unknown name is refused (the SDK would drop it
+    silently, so a misspelt `limt` went unnoticed), NUL bytes are refused, and pydantic's validation
+    errors are restated as one line per argument without the schema-library noise."""
+
+    async def run(self, arguments, context, convert_result: bool = False):
+        check_arguments(self.name, self.parameters, arguments)
+        try:
+            return await super().run(arguments, context, convert_result=convert_result)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):  # the arguments failed the input schema
+                msg = validation_message(self.name, self.parameters, exc.__cause__)
+                raise ToolError(f"Error executing tool {self.name}: {msg}") from exc.__cause__
+            raise
+
+
+def _takes(tool: str, params: dict) -> str:
+    names = list((params or {}).get("properties") or {})
+    if not names:
+        return f"{tool} takes no arguments."
+    required = set((params or {}).get("required") or [])
+    listed = ", ".join(f"{n} (required)" if n in required else n for n in names)
+    return f"{tool} takes: {listed}."
+
+
+def check_arguments(tool: str, params: dict, arguments: dict) -> None:
+    """Refuse argument names the tool does not have, and NUL bytes anywhere in the values."""
+    known = list((params or {}).get("properties") or {})
+    unknown = [k for k in arguments if k not in known]
+    if unknown:
+        parts = []
+        for k in unknown[:5]:
+            near = close_matches(str(k), known, n=1)
+            parts.append(f"{str(k)[:60]!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        word = "argument" if len(unknown) == 1 else "arguments"
+        raise ToolError(f"Error executing tool {tool}: Unknown {word} {', '.join(parts)}{more}. {_takes(tool, params)}")
+    for name, value in arguments.items():
+        where = _find_nul(value)
+        if where is not None:
+            raise ToolError(f"Error executing tool {tool}: Invalid argument {name!r}: "
+                            f"{'a key' if where else 'the text'} contains a NUL byte (\\x00).")
+
+
+def _find_nul(value) -> bool | None:
+    """None when no string (or object key) in `value` holds a NUL byte; True for a key, False for a value.
+    Iterative, so a deeply nested filter cannot exhaust the stack here."""
+    stack = [value]
+    seen = 0
+    while stack and seen < 200_000:
+        v = stack.pop()
+        seen += 1
+        if isinstance(v, str):
+            if "\x00" in v:
+                return False
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if isinstance(k, str) and "\x00" in k:
+                    return True
+                stack.append(item)
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return None
+
+
+def validation_message(tool: str, params: dict, exc: ValidationError) -> str:
+    """"Invalid argument 'limit': Input should be a valid integer (got 'x')." One clause per error."""
+    errors = exc.errors(include_url=False)
+    clauses = []
+    for err in errors[:3]:
+        loc = [p for p in err.get("loc", ()) if not (isinstance(p, str) and p.startswith("function-"))]
+        name = str(loc[0]) if loc else "?"
+        path = name + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+        if err.get("type") == "missing":
+            clauses.append(f"Missing required argument {name!r}.")
+            continue
+        msg = str(err.get("msg", "invalid value")).split(", unable to")[0]
+        got = _short_repr(err.get("input"))
+        clauses.append(f"Invalid argument {path!r}: {msg} (got {got}).")
+    if len(errors) > 3:
+        clauses.append(f"({len(errors) - 3} more problems.)")
+    return " ".join(clauses) + " " + _takes(tool, params)
+
+
+def _short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    if isinstance(value, (list, tuple)) and len(value) > 3:
+        text = f"a list of {len(value)} items"
+    elif isinstance(value, dict) and len(text) > limit:
+        text = f"an object with {len(value)} keys"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _request_key_var():

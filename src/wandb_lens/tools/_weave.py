@@ -24,7 +24,11 @@ def since_query(since: str | None) -> dict | None:
     m = _REL.match(since)
     if m:
         secs = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
-        t = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=secs)
+        try:
+            t = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=secs)
+        except (OverflowError, ValueError):  # '99999999999d': before year 1
+            raise LensError(f"since={since!r} reaches back before year 1: use a shorter span ('30d') "
+                            "or an ISO date ('2025-01-31').") from None
     else:
         try:
             t = dt.datetime.fromisoformat(since.strip().replace("Z", "+00:00"))

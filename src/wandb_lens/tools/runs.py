@@ -15,6 +15,7 @@ MAX_LIMIT = 200
 DEFAULT_SUMMARY_COLS = 4
 DEFAULT_CONFIG_COLS = 4
 MAX_KEYS = 60
+MAX_COLUMNS = 30  # metrics / config_keys asked for by name
 _MAIN_METRIC = re.compile(r"(loss|acc|accuracy|f1|auc|bleu|rouge|perplexity|ppl|score|error|reward|map|iou)", re.I)
 
 
@@ -96,6 +97,9 @@ def register(server, app) -> None:
 
         if limit < 1 or offset < 0:
             raise LensError(f"limit must be >= 1 and offset >= 0 (got limit={limit}, offset={offset}).")
+        for name, keys in (("metrics", metrics), ("config_keys", config_keys)):
+            if keys is not None and len(keys) > MAX_COLUMNS:
+                raise LensError(f"{name} takes at most {MAX_COLUMNS} keys (got {len(keys)}).")
         notes = []
         if limit > MAX_LIMIT:
             notes.append(f"limit {limit} capped at {MAX_LIMIT}; page with offset")
@@ -118,7 +122,8 @@ def register(server, app) -> None:
             runs = [r for r in runs if r.project == project]
         docs = [(run_doc(r), r) for r in runs]
         try:
-            matched = [(d, r) for d, r in docs if rf.matches(d, filters)]
+            until = rf.deadline()  # one time budget for the whole query's $regex matching
+            matched = [(d, r) for d, r in docs if rf.matches(d, filters, until)]
         except rf.FilterError as exc:
             raise LensError(str(exc)) from None
         order_by = order or "-created_at"
@@ -130,8 +135,9 @@ def register(server, app) -> None:
     def _rows_answer(page, sample, total, offset, filters, order, metrics, config_keys, notes) -> dict:
         order_by = order or "-created_at"
         asked = _referenced_fields(filters, order)
-        metric_cols = list(metrics) if metrics else _merge(asked["summary"], _default_metrics(page))
-        config_cols = list(config_keys) if config_keys else _merge(asked["config"], _default_config(sample))
+        # keys named in the filters or the order are shown by default, up to MAX_COLUMNS of them
+        metric_cols = list(metrics) if metrics else _merge(asked["summary"][:MAX_COLUMNS], _default_metrics(page))
+        config_cols = list(config_keys) if config_keys else _merge(asked["config"][:MAX_COLUMNS], _default_config(sample))
         multi = len({r.project for r in page}) > 1
         rows = []
         for r in page:

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo-data
 
-.PHONY: install demo test bench clean conformance npm-tools snapshot
+.PHONY: install demo test bench clean conformance npm-tools snapshot fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ npm-tools: $(STAMP)
 # rewrite tests/snapshots/tools_list.json from the server's tools/list answer (review the diff)
 snapshot: $(STAMP)
 	$(PY) scripts/snapshot_tools_list.py
+
+# the long fuzz run: hypothesis examples per property raised from 25-30 to 1,000 (bad-input schema
+# fuzzing of every tool, .wandb and trace-store mutations); about 10 minutes
+fuzz: $(STAMP)
+	WANDB_LENS_FUZZ_EXAMPLES=1000 $(PY) -m pytest tests/test_bad_input.py tests/test_fuzz_readers.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo-data
 
-.PHONY: install demo test bench clean conformance npm-tools snapshot fuzz
+.PHONY: install demo test bench clean conformance npm-tools snapshot load fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# the long load test (tests/test_load.py as a script): 20 SDK clients, 2,000 tool calls over streamable HTTP
+# on loopback; prints calls, errors, p50/p95 latency and the server's peak memory
+load: $(STAMP)
+	$(PY) tests/test_load.py --clients 20 --calls 2000
 
 # the official MCP conformance scenarios against `wandb-lens serve --transport http` on loopback
 conformance: $(STAMP)

@@ -82,7 +82,8 @@ class LensHTTP:
             time.sleep(0.1)
 
     def stderr(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
 
     def peak_rss_kib(self) -> int:

@@ -91,7 +91,9 @@ def check(tool: str, args: dict, result, expected) -> str | None:
 async def drive(url: str, headers: dict, client_plans, expected, time_limit: float) -> dict:
     """Run every client's plan concurrently (one MCP session each); figures and problems."""
     latencies: list[float] = []
+    slowest: list[tuple[float, str, float]] = []  # (seconds, tool, started at s)
     problems: list[str] = []
+    start = time.perf_counter()
 
     async def client(plan):
         async with open_session(url, headers) as session:
@@ -103,11 +105,12 @@ async def drive(url: str, headers: dict, client_plans, expected, time_limit: flo
                     problems.append(f"{tool}: {type(exc).__name__}: {exc}"[:300])
                     continue
                 latencies.append(time.perf_counter() - t0)
+                slowest.append((latencies[-1], tool, t0 - start))
                 problem = check(tool, args, result, expected)
                 if problem:
                     problems.append(problem)
 
-    t0 = time.perf_counter()
+    t0 = start
     with anyio.fail_after(time_limit):
         async with anyio.create_task_group() as tg:
             for plan in client_plans:
@@ -118,7 +121,8 @@ async def drive(url: str, headers: dict, client_plans, expected, time_limit: flo
             "errors": len(problems), "problems": problems[:10], "wall_s": round(wall, 2),
             "p50_ms": round(q[49] * 1000, 1), "p95_ms": round(q[94] * 1000, 1),
             "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
-            "calls_per_s": round(len(latencies) / wall, 1)}
+            "calls_per_s": round(len(latencies) / wall, 1),
+            "slowest": [f"{tool} {sec * 1000:.0f} ms at {at:.1f} s" for sec, tool, at in sorted(slowest, reverse=True)[:5]]}
 
 
 def run_load(runs_dir: Path, traces_db: str, workdir: Path, clients: int, calls: int, time_limit: float) -> dict:

@@ -2,8 +2,9 @@
 
 Routes used: POST /calls/stream_query (JSON lines), /calls/query_stats (counts), /call/read,
 /refs/read_batch, /objs/query (op names). `WF_TRACE_SERVER_URL` (default W&B's) and the W&B API
-key (`WANDB_API_KEY`, else ~/.netrc) sent as HTTP basic auth `api:<key>`. The key never appears
-in an error message or a log line.
+key sent as HTTP basic auth `api:<key>`: in HTTP mode the request's own key (`Authorization: Bearer`,
+see sources.cloud.request_key), else `WANDB_API_KEY`, else ~/.netrc. The key never appears in an
+error message or a log line.
 """
 
 from __future__ import annotations
@@ -62,24 +63,36 @@ class CloudTraceSource:
         if self._client is None:
             import httpx
 
-            if not self._key:
-                raise LensError("No W&B API key: set WANDB_API_KEY (or run `wandb login`) to read Weave "
-                                "traces from W&B cloud, or use a local store with --traces-db.")
-            token = base64.b64encode(f"api:{self._key}".encode()).decode()
-            self._client = httpx.Client(base_url=self.url, timeout=self.timeout,
-                                        headers={"Authorization": f"Basic {token}"})
+            self._client = httpx.Client(base_url=self.url, timeout=self.timeout)
         return self._client
 
+    def _current_key(self) -> str | None:
+        from .cloud import request_key
+
+        return request_key.get() or self._key
+
+    def _auth(self) -> dict:
+        key = self._current_key()
+        if not key:
+            raise LensError("No W&B API key: set WANDB_API_KEY (or run `wandb login`) to read Weave "
+                            "traces from W&B cloud, or in HTTP mode send `Authorization: Bearer <key>`; "
+                            "or use a local store with --traces-db.")
+        return {"Authorization": "Basic " + base64.b64encode(f"api:{key}".encode()).decode()}
+
     def _clean(self, text: str) -> str:
-        if self._key:
-            text = text.replace(self._key, "[key]")
+        for key in (self._current_key(), self._key):
+            if key:
+                text = text.replace(key, "[key]")
         return text[:300]
 
     def _post(self, route: str, body: dict, stream: bool = False):
         import httpx
 
         try:
-            resp = self._http().post(route, json=body, headers={"Accept": "application/jsonl"} if stream else None)
+            headers = self._auth()  # per call: each HTTP-mode request may carry its own user's key
+            if stream:
+                headers["Accept"] = "application/jsonl"
+            resp = self._http().post(route, json=body, headers=headers)
         except httpx.TimeoutException:
             raise LensError(f"The Weave trace server {self.url} did not answer {route} within "
                             f"{self.timeout:.0f} s.") from None

@@ -101,7 +101,7 @@ def frame(records: list[bytes]) -> bytes:
 
 @pytest.fixture(scope="module")
 def small_run(demo_dir, demo_ids) -> bytes:
-    """The smallest demo run log (still-improving: 300 steps, about 40 KB)."""
+    """The smallest demo run log (still-improving: 300 steps, about 130 KB, ~960 chunks)."""
     files = sorted((demo_dir / "wandb").glob("*/run-*.wandb"), key=lambda p: p.stat().st_size)
     return files[0].read_bytes()
 
@@ -407,7 +407,15 @@ def store(weave_db, tmp_path_factory):
     src.close()
     rows = sqlite3.connect(path).execute(
         "SELECT id FROM calls WHERE op_short='Evaluation.evaluate' AND ended_at IS NOT NULL ORDER BY id").fetchall()
-    return {"path": path, "bytes": path.read_bytes(), "ids": [r[0] for r in rows]}
+    return _Store(path, path.read_bytes(), [r[0] for r in rows])
+
+
+class _Store(dict):
+    def __init__(self, path: Path, data: bytes, ids: list[str]):
+        super().__init__(path=path, bytes=data, ids=ids)
+
+    def __repr__(self) -> str:  # a failing example prints this, not 240 KB of pages
+        return f"<store {self['path']} ({len(self['bytes'])} bytes)>"
 
 
 def test_store_truncated_at_every_page(store, tmp_path):
@@ -450,6 +458,22 @@ def test_store_bit_flips(store, tmp_path_factory, data):
     p = tmp_path_factory.mktemp("flip") / "traces.db"
     p.write_bytes(bytes(buf))
     _ask_store(p, store["ids"])
+
+
+def test_store_with_text_that_is_not_utf8(store, tmp_path):
+    """Found by `make fuzz`: a flipped bit in the schema text (sqlite_master) made SQLite's error
+    message invalid UTF-8; Python's sqlite3 raised UnicodeDecodeError (not an sqlite3.Error) and
+    every Weave tool crashed with it. Stored values that are not UTF-8 are SQLite errors already."""
+    data = store["bytes"].replace(b"CREATE TABLE meta (key TEXT PRIMARY KEY", b"CREATE TABLE meta (key TEXT PRIMARY \xdfEY")
+    assert data != store["bytes"]
+    p = tmp_path / "schema-not-utf8.db"
+    p.write_bytes(data)
+    results = _ask_store(p, store["ids"])
+    assert all(r.is_error and "holds damaged data (UnicodeDecodeError" in r.text for r in results)
+    ids = store["bytes"].replace(b"local/lens-demo-evals", b"lo\xcbal/lens-demo-evals")
+    p2 = tmp_path / "values-not-utf8.db"
+    p2.write_bytes(ids)
+    assert all(r.is_error and "Could not decode to UTF-8" in r.text for r in _ask_store(p2, store["ids"]))
 
 
 def test_the_undamaged_store_still_answers(store, tmp_path):

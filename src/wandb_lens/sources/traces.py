@@ -7,6 +7,7 @@ Counting goes through `count` / `status_counts` / `op_counts`, never through pul
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -106,6 +107,9 @@ class LocalTraceSource:
         except sqlite3.Error as exc:
             conn.close()
             raise self._error(exc) from None
+        except UnicodeDecodeError:  # a damaged schema text: SQLite's own error message is not UTF-8
+            conn.close()
+            raise
         if "calls" not in tables:
             conn.close()
             raise LensError(f"{self.path} is an SQLite file but not a wandb-lens trace store (no calls table).")
@@ -127,6 +131,10 @@ class LocalTraceSource:
             raise LensError(f"Bad trace query: {exc}") from None
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # a damaged page SQLite itself did not notice
+            raise LensError(f"The trace store {self.path} holds damaged data ({type(exc).__name__}: "
+                            f"{str(exc)[:120]}); check it with `sqlite3 {self.path} 'PRAGMA integrity_check'` "
+                            "and re-record or restore it.") from None
 
     def projects(self) -> list[str]:
         return self._run(lambda c: [r[0] for r in c.execute("SELECT DISTINCT project_id FROM calls")])

@@ -110,3 +110,21 @@ def test_cloud_eval_health_downloads_at_most_limit_calls(loopback):
 @pytest.mark.parametrize("tool,args", [("eval_results", {"eval_id": ""}), ("eval_results", {"eval_id": "x", "limit": 0})])
 def test_argument_errors(wlens, tool, args):
     _err(wlens(tool, **args))
+
+
+def test_store_contains_is_case_sensitive_unless_asked(weave_db):
+    """Regression: the store's `$contains` used SQLite LIKE, which ignores ASCII case, although
+    weave's query language (and W&B's server) match case-sensitively unless `case_insensitive`."""
+    from wandb_lens.sources.traces import LocalTraceSource
+
+    src = LocalTraceSource(weave_db["path"])
+    pid = src.projects()[0]
+
+    def n(substr: str, ci: bool) -> int:
+        q = {"$expr": {"$contains": {"input": {"$getField": "op_name"}, "substr": {"$literal": substr},
+                                     "case_insensitive": ci}}}
+        return src.count(pid, None, q)
+
+    assert n("Evaluation.evaluate", False) > 0
+    assert n("evaluation.evaluate", False) == 0
+    assert n("evaluation.evaluate", True) == n("Evaluation.evaluate", False)

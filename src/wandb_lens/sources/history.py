@@ -29,6 +29,7 @@ class Column:
 class History:
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     columns: dict[str, Column] = field(default_factory=dict)
+    damage: list[str] = field(default_factory=list)  # rows the decoder had to leave out
 
     @property
     def n_rows(self) -> int:
@@ -78,7 +79,7 @@ class History:
                 vals = list(mine.values) + list(col.values)
             bins = None if col.bins is None else list(mine.bins or []) + list(col.bins)
             cols[key] = Column(col.kind, np.concatenate([mine.rows, rows]), vals, bins)
-        return History(np.concatenate([self.steps, other.steps]), cols)
+        return History(np.concatenate([self.steps, other.steps]), cols, self.damage + other.damage)
 
 
 def to_arrow(history: History):
@@ -123,6 +124,8 @@ def to_arrow(history: History):
     table = pa.Table.from_arrays(arrays, names=names)
     meta = dict(table.schema.metadata or {})
     meta[b"wandb_lens_kinds"] = json.dumps(kinds).encode()
+    if history.damage:
+        meta[b"wandb_lens_damage"] = json.dumps(history.damage).encode()
     return table.replace_schema_metadata(meta)
 
 
@@ -149,4 +152,5 @@ def from_arrow(table) -> History:
             cols[key] = Column(kind, rows, counts, edges)
         else:
             cols[key] = Column(kind, rows, arr.filter(arr.is_valid()).to_pylist())
-    return History(steps, cols)
+    damage = json.loads((table.schema.metadata or {}).get(b"wandb_lens_damage", b"[]"))
+    return History(steps, cols, damage)

@@ -319,17 +319,17 @@ def decode_history(records: list[bytes]) -> History:
     from wandb.proto import wandb_internal_pb2 as pb
 
     parse = pb.Record.FromString
-    parsed = []
+    raw: dict[str, tuple[list[int], list[str]]] = {}
+    step_nums: list[int] = []
+    dropped = 0
+    row = 0
     for rec in records:
         try:
-            parsed.append(parse(rec).history)
+            h = parse(rec).history
         except Exception:  # passed its CRC yet is not a HistoryRecord: the row is left out
+            dropped += 1
             continue
-    records = parsed
-    raw: dict[str, tuple[list[int], list[str]]] = {}
-    steps = np.zeros(len(records), dtype=np.int64)
-    for row, h in enumerate(records):
-        steps[row] = h.step.num
+        step_nums.append(h.step.num)
         for item in h.item:
             nk = item.nested_key
             key = nk[0] if len(nk) == 1 else (".".join(nk) if nk else item.key)
@@ -338,6 +338,8 @@ def decode_history(records: list[bytes]) -> History:
                 slot = raw[key] = ([], [])
             slot[0].append(row)
             slot[1].append(item.value_json)
+        row += 1
+    steps = np.asarray(step_nums, dtype=np.int64)
     columns: dict[str, Column] = {}
     for key, (rows, texts) in raw.items():
         row_idx = np.asarray(rows, dtype=np.int64)
@@ -355,10 +357,11 @@ def decode_history(records: list[bytes]) -> History:
     if step_col is not None and step_col.kind == NUMERIC:
         ok = np.isfinite(step_col.values) & (np.abs(step_col.values) < 2**62)
         steps[step_col.rows[ok]] = step_col.values[ok].astype(np.int64)
-    columns["_step"] = Column(NUMERIC, np.arange(len(records), dtype=np.int64), steps.astype(np.float64))
+    columns["_step"] = Column(NUMERIC, np.arange(len(step_nums), dtype=np.int64), steps.astype(np.float64))
     _group_histograms(columns)
     _stringify_text(columns)
-    return History(steps, columns)
+    damage = [f"{dropped} history record(s) passed their CRC but could not be decoded: left out"] if dropped else []
+    return History(steps, columns, damage)
 
 
 def _loads_safe(text: str) -> Any:

@@ -88,12 +88,14 @@ class _Expr:
             return f"({self.compile(left)} IN ({','.join(self.compile(i) for i in items) or 'NULL'}))"
         if op == "$contains":
             inner = self.compile(val["input"])
+            literal = self._lit(val["substr"])
+            if not val.get("case_insensitive"):  # SQLite's LIKE ignores ASCII case: instr() does not
+                self.args.append(literal)
+                return f"(instr({inner}, ?) > 0)"
             # a literal substring: LIKE's own wildcards (% _) and the escape character are escaped
-            sub = self._lit(val["substr"]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            sub = literal.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             self.args.append(f"%{sub}%")
-            if val.get("case_insensitive"):
-                return f"(LOWER({inner}) LIKE LOWER(?) ESCAPE '\\')"
-            return f"({inner} LIKE ? ESCAPE '\\')"  # noqa: the store sets case_sensitive_like
+            return f"(LOWER({inner}) LIKE LOWER(?) ESCAPE '\\')"
         raise QueryError(f"unsupported operator {op!r}")
 
     @staticmethod

@@ -272,7 +272,8 @@ def describe(app, run: str) -> dict:
             keys[key] = {"n": int(len(col.rows)), "kind": col.kind}
             if len(steps):
                 keys[key]["steps"] = [int(steps[0]), int(steps[-1])]
-    return _describe_out(info, hist.n_rows, keys, candidates(numeric_values, info.metrics))
+    return _describe_out(info, hist.n_rows, keys, candidates(numeric_values, info.metrics),
+                         history_damage=hist.damage)
 
 
 def _index_candidates(index: dict, info) -> list[dict]:
@@ -298,7 +299,8 @@ def _index_candidates(index: dict, info) -> list[dict]:
     return out
 
 
-def _describe_out(info, n_rows: int, keys: dict, step_keys: list, note: str | None = None) -> dict:
+def _describe_out(info, n_rows: int, keys: dict, step_keys: list, note: str | None = None,
+                  history_damage: list[str] | None = None) -> dict:
     shown, families = _fold_families(keys)
     flat_cfg = {k: short(v) for k, v in flatten(info.config).items()}
     flat_sum = {k: short(v) for k, v in flatten(info.summary).items()}
@@ -317,8 +319,11 @@ def _describe_out(info, n_rows: int, keys: dict, step_keys: list, note: str | No
         out["history"]["families"] = families
     if info.metrics:
         out["metric_defs"] = info.metrics
-    if info.damage or info.truncated:
-        out["damage"] = (info.damage or []) + (["log ends mid-record (writer killed)"] if info.truncated else [])
+    damage = list(info.damage or []) + list(history_damage or [])
+    if info.truncated:
+        damage.append("log ends mid-record (writer killed)")
+    if damage:
+        out["damage"] = damage
     if len(flat_cfg) > MAX_KEYS:
         out["config_total"] = len(flat_cfg)
     if len(flat_sum) > MAX_KEYS:

@@ -203,9 +203,13 @@ def _draw_panel(fig, ax, panel: Panel, fig_width: int) -> None:
             ax.axvline(line.first_nan_step, color=NAN if len(prepared) == 1 else color, ls="--", lw=1.2, zorder=5)
             xmax = max(xmax, float(line.first_nan_step))
             if len(prepared) == 1:
+                # to the right of the line (where the curve has stopped), unless that runs off the panel;
+                # a line lower than the top-left notes either way
+                right = (float(line.first_nan_step) - xmin) / span < 0.7
                 ax.annotate(f"NaN/Inf from {fmt(line.first_nan_step)}", xy=(line.first_nan_step, 1.0),
-                            xycoords=("data", "axes fraction"), xytext=(-4, -4), textcoords="offset points",
-                            ha="right", va="top", fontsize=8, color=NAN)
+                            xycoords=("data", "axes fraction"), xytext=(4 if right else -4, -16),
+                            textcoords="offset points", ha="left" if right else "right", va="top", fontsize=8,
+                            color=NAN)
     if limits is not None:
         pad = (hi / lo) ** 0.04 if log else 0.04 * (hi - lo or 1.0)
         ax.set_ylim(*((lo / pad, hi * pad) if log else (lo - pad, hi + pad)))

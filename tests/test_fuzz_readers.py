@@ -483,3 +483,27 @@ def test_the_undamaged_store_still_answers(store, tmp_path):
     p.write_bytes(store["bytes"])
     results = _ask_store(p, store["ids"])
     assert not any(r.is_error for r in results)
+
+
+def test_summary_key_set_after_its_removal_stays():
+    """Regression: removals were keyed as tuples and updates as names, so a summary key removed and
+    later set again was deleted at the end."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from wandb_lens.sources import run_file
+
+    def rec(update=None, remove=None) -> bytes:
+        r = pb.Record()
+        if update:
+            it = r.summary.update.add()
+            it.nested_key.append(update[0])
+            it.value_json = update[1]
+        if remove:
+            r.summary.remove.add().nested_key.append(remove)
+        return r.SerializeToString()
+
+    summary: dict = {}
+    parse = pb.Record.FromString
+    run_file._apply_summaries(summary, [rec(update=("acc", "0.5")), rec(remove="acc"), rec(update=("acc", "0.9")),
+                                        rec(update=("gone", "1")), rec(remove="gone")], parse)
+    assert summary == {"acc": 0.9}

@@ -115,8 +115,8 @@ def choose(metric: str, cands: list[dict], metric_defs: list[dict], explicit: st
                 x = xs(k) if xs else None
                 if xs is not None and (x is None or x.size == 0 or (n_points and x.size < 0.8 * n_points)):
                     continue
-                if "decreases" in c["why"]:
-                    continue
+                if "decreases" in c["why"] or c["why"].startswith("declared by define_metric"):
+                    continue  # declared for other metrics (this one's was tried above): keep the documented order
                 key, why = k, c["why"]
                 break
         if key is None:

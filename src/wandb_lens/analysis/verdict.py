@@ -11,8 +11,8 @@ levels are read on the smoothed profile (see curves.py), in the metric's bad dir
 3. unstable: >= 3 recovered spike events in train, or >= 2 with spikes concentrating late (rate in the
    last 30% > 2x before), or >= 3 gradient-norm explosion events (gradients.py rule).
 4. healthy: train (or validation) still improving: over the last 25% of points the least-squares slope
-   goes the good way by > 3 standard errors and moves the metric by > 2% of the run's total descent or
-   > 5% of its current level.
+   goes the good way by > 3 standard errors and moves the metric by > 1% of its current level and by
+   > 2% of the run's total descent or > 5% of its current level.
 5. plateaued: flat at the end and (a) never really descended (start level - final level < max(5 noise,
    5% of the start level): flat from early on), or (b, checked first) the LR had already collapsed below 2% of its peak where the curve
    went flat, before 60% of the run, or (c) it sits far above its own best (> 10% of the descent + 2 noise).
@@ -195,12 +195,12 @@ def judge(train: Curve, val: Curve | None = None, lr: dict | None = None, grad: 
     lvl0, lvl_best = sign * start_level, sign * best
     fell = f"steps {_i(s0)}-{_i(train.px[best_i])}: {tk} {_g(lvl0)} -> best {_g(lvl_best)}{_pct(lvl_best, lvl0)}"
     if improving or (v_impr and v_impr[0]):
-        per_1k = -slope * 1000
+        per_1k = -sign * slope * 1000  # the improvement per 1k steps, whatever the direction
         if improving:
             ev.append(f"steps {_i(ts[0])}-{_i(ts[-1])}: {tk} still moving the good way, {per_1k:+.3g} per 1k steps "
                       f"({drop / max(se, 1e-300):.0f} std errors)")
         else:
-            per_1k = -v_impr[3] * 1000
+            per_1k = -val.sign * v_impr[3] * 1000
             ev.append(f"steps {_i(v_impr[4][0])}-{_i(v_impr[4][-1])}: {vk} still improving, {per_1k:+.3g} per 1k steps"
                       f" ({v_impr[1] / max(v_impr[2], 1e-300):.0f} std errors)")
         ev.append(fell)

@@ -45,6 +45,9 @@ RETRIES = 2
 MAX_PAGE = 1000
 MAX_SESSIONS = 64
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wandb-lens-cloud")
+# per-key history fetches run inside a _POOL task: on the same pool, 16 concurrent history reads
+# would each wait for inner tasks that can never start. They get their own pool.
+_KEY_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wandb-lens-cloud-key")
 
 request_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("wandb_lens_request_key", default=None)
 
@@ -388,7 +391,7 @@ class CloudRunSource:
                 return key, CH.scan_key(wrun, wrun._service_api, key, last, graphql)
 
             def go():
-                return dict(_POOL.map(lambda k: contextvars.copy_context().run(fetch, k), missing))
+                return dict(_KEY_POOL.map(lambda k: contextvars.copy_context().run(fetch, k), missing))
 
             per_key = self._guard(go, f"reading the history of {run.entity}/{run.project}/{run.id}", s.key,
                                   deadline=self.timeout * (RETRIES + 1) * max(2, len(missing)) + 30)

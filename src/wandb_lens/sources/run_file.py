@@ -276,19 +276,24 @@ def _apply_summaries(summary: dict, records: list[bytes], parse) -> None:
         except Exception:  # passed its CRC yet undecodable: skip it
             continue
         for item in s.remove:
-            path = tuple(item.nested_key) or (item.key,)
-            if path not in seen:
-                seen.add(path)
-                removed.add(path)
+            key = _summary_key(item)
+            if key not in seen:
+                seen.add(key)
+                removed.add(key)
         _apply_items(summary, s.update, seen)
-    for path in removed:
-        _del_nested(summary, list(path))
+    for key in removed:
+        _del_nested(summary, list(key) if isinstance(key, tuple) else [key])
+
+
+def _summary_key(item):
+    """One key for updates and removals alike: the name for a flat key, a tuple for a nested one."""
+    nk = item.nested_key
+    return nk[0] if len(nk) == 1 else (tuple(nk) if nk else item.key)
 
 
 def _apply_items(summary: dict, items, seen: set) -> None:
     for item in items:
-        nk = item.nested_key
-        key = nk[0] if len(nk) == 1 else (tuple(nk) if nk else item.key)
+        key = _summary_key(item)
         if key in seen:
             continue
         seen.add(key)

@@ -79,14 +79,22 @@ def _diagnose(rd: RunData, step_key: str | None, train_key: str | None, val_key:
         else:
             notes.append(f"{vk!r} has {int(np.isfinite(vy).sum())} finite point(s): overfitting not judged")
     lr = grad = lr_series = None
+    def on_train_axis(key: str) -> tuple[np.ndarray, np.ndarray]:
+        """LR / grad norm on the train metric's x-axis when logged with it (their steps are compared)."""
+        own_x = rd.xs(key, "_step")
+        x_here = rd.xs(key, ax["key"])
+        use = ax["key"] if x_here is not None and own_x is not None and x_here.size >= 0.8 * own_x.size \
+            else rd.axis(key, step_key)["key"]
+        return rd.series(key, use)
+
     if keys.get("lr"):
-        lx, ly = rd.series(keys["lr"], rd.axis(keys["lr"], step_key)["key"])
+        lx, ly = on_train_axis(keys["lr"])
         if np.isfinite(ly).any():
             lr, lr_series = lr_features(lx, ly), (lx, ly)
     if keys.get("grad_norm"):
-        gx, gy = rd.series(keys["grad_norm"], rd.axis(keys["grad_norm"], step_key)["key"])
+        gx, gy = on_train_axis(keys["grad_norm"])
         grad = grad_norm_features(gx, gy)
-    if train.values.size >= 3 or val is not None:
+    if train.values.size >= 3:  # with fewer finite train points the NaN verdict above stands
         tr = judge(train, val, lr, grad, lr_series, {"train": tk, "val": vk or "val"})
     st = rd.state_note()
     if st:
@@ -199,7 +207,7 @@ def register(server, app) -> None:
             feats[lab], curves[lab] = c.features, c
             try:
                 verdict = _diagnose(rd, step_key, None, None)["verdict"]
-            except LensError:
+            except (LensError, ValueError, IndexError, FloatingPointError):  # a run it cannot judge: no verdict
                 verdict = None
             F = c.features
             rows[lab] = {"run": lab, "final_mean": F.get("final_mean"), "final_std": F.get("final_std"),
@@ -291,7 +299,9 @@ def _groups(group_by: str, rds, label, feats, configs, d) -> dict:
         row = {"group": gid, "runs": len(labs), "mean": float(vals.mean()) if vals.size else None,
                "std": float(vals.std(ddof=1)) if vals.size > 1 else None}
         if vals.size:
-            row["best_run"] = min(labs, key=lambda lab: sign * float(feats[lab].get("final_mean") or np.inf))
+            finite = [lab for lab in labs if feats[lab].get("final_mean") is not None
+                      and np.isfinite(feats[lab]["final_mean"])]
+            row["best_run"] = min(finite, key=lambda lab: sign * float(feats[lab]["final_mean"]))
         out.append(row)
     out.sort(key=lambda r: (r["mean"] is None, sign * (r["mean"] or 0.0)))
     how = (f"runs sharing every other differing config key, averaged over {key}" if seed_like

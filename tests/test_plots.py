@@ -256,7 +256,7 @@ def mem():
     yb[123_457] = 9.0
     add("million", {"loss": (big, yb)})
     app = App(AppConfig(runs_dirs=["/nonexistent"]))
-    app.__dict__["runs"] = _Source(runs)
+    app.use("runs", _Source(runs))
     return build_server(app=app)
 
 

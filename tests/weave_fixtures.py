@@ -52,7 +52,7 @@ def cloud_server_for(url: str, key: str = API_KEY, project: str | None = "lens-d
     from wandb_lens.sources.trace_http import CloudTraceSource
 
     app = App(AppConfig())
-    app.__dict__["traces"] = CloudTraceSource("local", project, url=url, api_key=key, timeout=5)
+    app.use("traces", CloudTraceSource("local", project, url=url, api_key=key, timeout=5))
     return build_server(app=app)
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
-from functools import cached_property
 
 
 def default_runs_dirs() -> list[str]:
@@ -45,9 +45,30 @@ class App:
             self.config.source = "local" if self.config.runs_dirs or not _key_configured(self.config) else "cloud"
         if not self.config.runs_dirs:
             self.config.runs_dirs = default_runs_dirs()
+        self._made: dict = {}
+        self._lock = threading.Lock()
 
-    @cached_property
+    def _once(self, name: str, make):
+        """Build a source once, even when concurrent first calls race (tools run on worker threads)."""
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = make()
+            return self._made[name]
+
+    def use(self, name: str, source) -> None:
+        """Put a ready source in place ("runs" or "traces"): tests plug in fakes at the network edge."""
+        with self._lock:
+            self._made[name] = source
+
+    @property
     def runs(self):
+        return self._once("runs", self._make_runs)
+
+    @property
+    def traces(self):
+        return self._once("traces", self._make_traces)
+
+    def _make_runs(self):
         if self.config.source == "cloud":
             from .sources.cloud import CloudRunSource
 
@@ -58,8 +79,7 @@ class App:
 
         return LocalRunSource(self.config.runs_dirs, self.config.cache_dir)
 
-    @cached_property
-    def traces(self):
+    def _make_traces(self):
         """Weave traces: the local store given by --traces-db / $WANDB_LENS_TRACES_DB, else W&B cloud
         when the configured source is "cloud"."""
         from .errors import LensError

@@ -117,10 +117,18 @@ def label(call: dict) -> str:
         or op_short(call.get("op_name"))
 
 
+def _ref_name(uri: str) -> str:
+    """An object ref's name; a malformed ref (damaged or foreign data) is shown cut, not raised."""
+    try:
+        return parse_ref(uri).name
+    except ValueError:
+        return str(uri)[:60]
+
+
 def model_name(call: dict) -> str | None:
     m = (call.get("inputs") or {}).get("model")
     if is_ref(m):
-        return parse_ref(m).name
+        return _ref_name(m)
     if isinstance(m, dict):
         return str(m.get("name") or m.get("_class_name") or "model")
     return str(m) if m else None
@@ -136,7 +144,7 @@ def eval_objects(app, calls: list[dict]) -> dict[str, dict]:
         if not isinstance(val, dict):
             continue
         ds = val.get("dataset")
-        scorers = [parse_ref(s).name if is_ref(s) else str(s)[:40] for s in val.get("scorers") or []]
+        scorers = [_ref_name(s) if is_ref(s) else str(s)[:40] for s in val.get("scorers") or []]
         out[ref] = {"dataset": short_ref(ds) if is_ref(ds) else None, "scorers": scorers,
                     "name": val.get("name")}
     return out
@@ -146,7 +154,10 @@ def row_key(inputs: dict | None) -> str:
     """A dataset row's identity: its table-row digest when the example is a ref, else a content hash."""
     ex = (inputs or {}).get("example")
     if is_ref(ex):
-        r = parse_ref(ex)
+        try:
+            r = parse_ref(ex)
+        except ValueError:
+            return ex
         for edge, val in reversed(r.extra):
             if edge == "id":
                 return val

@@ -12,24 +12,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import netrc
 import os
 
 from ..errors import LensError
+from .cloud import configured_key
 
 log = logging.getLogger("wandb_lens.trace_http")
 DEFAULT_URL = "https://trace.wandb.ai"
 STATUSES = ("success", "error", "running", "descendant_error")
 USAGE_CAP = 2000  # root calls whose summaries are summed for token totals
 MAX_OPS = 40
-
-
-def _netrc_key(host: str = "api.wandb.ai") -> str | None:
-    try:
-        auth = netrc.netrc().authenticators(host)
-    except (OSError, netrc.NetrcParseError):
-        return None
-    return auth[2] if auth else None
 
 
 def _and(query: dict | None, expr: dict) -> dict:
@@ -46,7 +38,7 @@ class CloudTraceSource:
         self.url = (url or os.environ.get("WF_TRACE_SERVER_URL") or DEFAULT_URL).rstrip("/")
         self.entity = entity or os.environ.get("WANDB_ENTITY")
         self.project = project or os.environ.get("WANDB_PROJECT")
-        self._key = api_key or os.environ.get("WANDB_API_KEY") or _netrc_key()
+        self._key = api_key or configured_key()
         self.timeout = timeout
         self._client = None
 

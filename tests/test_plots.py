@@ -292,3 +292,10 @@ def test_million_point_overview_keeps_the_spike(mem):
     _, text, _ = _parts(call(mem, "plot_overview", {"run": "million"}))
     p = text["panels"][0]
     assert p["points"] == 1_000_000 and 123_457 in p["spike_steps"]
+
+
+def test_comparison_refuses_a_histogram_step_key(lens):
+    """Regression: a text or histogram step key passed the 'logged?' check and failed converting."""
+    r = lens("plot_comparison", runs=["spiky-bad-batches", "baseline-cosine"], metric="train/loss",
+             step_key="gradients/layer0.weight")
+    assert r.is_error and "holds histogram values, not a scalar curve" in r.text

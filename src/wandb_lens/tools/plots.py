@@ -332,6 +332,8 @@ def _comparison(app, infos, metric, step_key, hl):
             missing.append(info.name or info.id)
             continue
         rd.check_metric(key, numeric=True)
+        if step_key is not None and step_key != "_step":
+            rd.check_metric(step_key, "step_key", numeric=True)  # a text or histogram column is no axis
         data[info.ref] = (info, rd, key)
     if not data:
         pool = sorted({k for rd in list(rds.values())[:10] for k in rd.numeric_keys()})

@@ -360,3 +360,18 @@ def test_all_nan_train_with_validation_is_diverged_not_a_crash(dx):
     """Regression: an all-NaN train metric with a validation key crashed judge() (IndexError)."""
     out = ok(dx("diagnose_run", run="odd-keys", train_key="allnan", val_key="loss"))
     assert out["verdict"] == "diverged" and "finite point" in out["evidence"][0]
+
+
+def test_profile_positions_are_reported_as_logged_steps():
+    """Regression: divergence start / plateaus came from bucket means (e.g. 250012.5), not real steps."""
+    import numpy as np
+
+    from wandb_lens.analysis.curves import curve_features
+
+    s = np.arange(0, 300_000, 3.0)
+    y = np.exp(-s / 1e5) + 0.01 * np.random.default_rng(0).normal(size=s.size)
+    y[60_000:] += (s[60_000:] - 180_000) / 1e5
+    f = curve_features(s, y, "min")
+    start = f["divergence"]["start_step"]
+    assert f["divergence"]["detected"] and start % 3 == 0 and 170_000 <= start <= 200_000
+    assert all(a % 3 == 0 and b % 3 == 0 for a, b in f["plateaus"])

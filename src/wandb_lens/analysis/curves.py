@@ -338,11 +338,22 @@ def _analyse(steps: np.ndarray, values: np.ndarray, direction: str) -> Curve:
     slope, se = _slope(s[t0:], x[t0:])
     out.update(tail_slope=slope, tail_slope_se=se)
     plats = _plateaus(px, b, noise_p)
-    out["plateaus"] = [[float(px[a]), float(px[e])] for a, e in plats]
+    out["plateaus"] = [[_logged(s, px[a]), _logged(s, px[e])] for a, e in plats]
     if plats and plats[-1][1] == b.size - 1:
-        out["flat_since"] = float(px[plats[-1][0]])
-    out["divergence"] = _divergence(px, b, noise_p)
+        out["flat_since"] = _logged(s, px[plats[-1][0]])
+    div = _divergence(px, b, noise_p)
+    if "start_step" in div:
+        div["start_step"] = _logged(s, div["start_step"])
+    out["divergence"] = div
     return curve
+
+
+def _logged(steps: np.ndarray, x: float) -> float:
+    """A profile position (a bucket mean for long curves) reported as the nearest logged step."""
+    i = int(np.clip(np.searchsorted(steps, x), 1, steps.size - 1)) if steps.size > 1 else 0
+    if steps.size > 1 and abs(steps[i - 1] - x) <= abs(steps[i] - x):
+        i -= 1
+    return float(steps[i])
 
 
 def curve_features(steps: np.ndarray, values: np.ndarray, direction: str = "auto") -> dict:

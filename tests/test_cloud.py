@@ -413,3 +413,15 @@ def test_http_bearer_keys_per_request(fake, tmp_path):
         proc.terminate()
         err = proc.communicate(timeout=10)[1].decode()
     assert GOOD_KEY not in err and OTHER_KEY not in err
+
+
+def test_port_digits_are_not_read_as_an_http_status():
+    """Regression: a 500 from W&B at a URL with port 40141 was reported as '401: rejected the key'."""
+    from wandb_lens.sources.cloud import CloudRunSource
+
+    src = CloudRunSource(base_url="http://127.0.0.1:40141", timeout=1)
+    err = RuntimeError("Post http://127.0.0.1:40141/graphql: giving up after 3 attempts: HTTP 500 Internal Server Error")
+    text = src._explain(err, "reading run x", None)
+    assert "server error" in text and "rejected the API key" not in text
+    err = RuntimeError("Post http://127.0.0.1:40341/graphql: HTTP 401 Unauthorized")
+    assert "rejected the API key" in src._explain(err, "reading run x", None)

@@ -21,6 +21,7 @@ import contextvars
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -157,9 +158,10 @@ class CloudRunSource:
 
     def _explain(self, exc: BaseException, what: str, key: str | None) -> str:
         msg = _scrub(" ".join(str(exc).split()), key)
-        low = msg.lower()
+        # classify on the text without URLs: a port like :40141 must not read as HTTP 401
+        low = re.sub(r"\w+://\S+", " ", msg.lower())
         name = type(exc).__name__
-        if "not logged in" in low or "401" in low or "unauthorized" in low or (
+        if "not logged in" in low or re.search(r"(?<!\d)401(?!\d)", low) or "unauthorized" in low or (
                 name == "AuthenticationError" and "giving up" not in low and "in time" not in low):
             return (f"W&B at {self.base_url} rejected the API key (401 / not logged in). Check WANDB_API_KEY or "
                     "`wandb login`, or the key sent as `Authorization: Bearer <key>`.")
@@ -171,7 +173,7 @@ class CloudRunSource:
                     f"after {RETRIES + 1} attempts ({what}). Retry later.")
         if "connection refused" in low or "no such host" in low or "dial tcp" in low:
             return f"Cannot reach W&B at {self.base_url} ({what}): {msg[:200]}. Check WANDB_BASE_URL and the network."
-        if "permission" in low or "403" in low:
+        if "permission" in low or re.search(r"(?<!\d)403(?!\d)", low):
             return f"This W&B key may not read that ({what}): {msg[:200]}."
         return f"W&B request failed ({what}): {msg[:300]}"
 

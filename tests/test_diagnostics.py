@@ -375,3 +375,16 @@ def test_profile_positions_are_reported_as_logged_steps():
     start = f["divergence"]["start_step"]
     assert f["divergence"]["detected"] and start % 3 == 0 and 170_000 <= start <= 200_000
     assert all(a % 3 == 0 and b % 3 == 0 for a, b in f["plateaus"])
+
+
+def test_common_steps_keep_fractional_axes():
+    """Regression: values at common steps rounded an epoch axis (0.5 .. 3.0) to integers, even below
+    the runs' first step."""
+    import numpy as np
+
+    from wandb_lens.analysis.compare import at_common_steps
+
+    x = np.linspace(0.5, 3.0, 26)
+    out = at_common_steps({"a": (x, x * 2), "b": (x, x * 3)})
+    assert out["steps"][0] == 0.5 and out["steps"][-1] == 3.0 and len(out["steps"]) == 5
+    assert out["values"]["a"][0] == 1.0

@@ -70,13 +70,16 @@ def differing_config(configs: dict[str, dict], limit: int = 20) -> tuple[dict[st
 
 def at_common_steps(series: dict[str, tuple[np.ndarray, np.ndarray]], points: int = 5) -> dict | None:
     """Values of every run at up to `points` steps inside all runs' step ranges (linear interpolation
-    of each run's curve on the step axis; exact when the step was logged)."""
+    of each run's curve on the step axis)."""
     ranges = [(float(np.min(x)), float(np.max(x))) for x, _ in series.values() if len(x)]
     if not ranges or len(ranges) < len(series):
         return None
     lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
     if hi <= lo:
         return None
-    at = np.unique(np.round(np.linspace(lo, hi, points)))
+    at = np.linspace(lo, hi, points)
+    if all(np.all(x == np.round(x)) for x, _ in series.values()):  # integer steps: ask at integer steps
+        at = np.clip(np.round(at), lo, hi)
+    at = np.unique(at)
     return {"steps": at.tolist(), "method": "linear interpolation on the step axis",
             "values": {run: np.interp(at, x, y).tolist() for run, (x, y) in series.items()}}

@@ -134,6 +134,7 @@ class LocalRunSource:
         self._histories: OrderedDict[str, tuple[int, int, History]] = OrderedDict()
         self._lock = threading.RLock()
         self._history_locks: dict[str, threading.Lock] = {}
+        self._scan_locks: dict[str, threading.Lock] = {}
         self._listing: tuple[float, list[Path]] | None = None
 
     # ----- discovery -------------------------------------------------------------------
@@ -166,11 +167,19 @@ class LocalRunSource:
 
     def list_runs(self, project: str | None = None) -> list[RunInfo]:
         with self._lock:
-            runs = [info for info in map(self._info, self._discover()) if info is not None]
+            files = self._discover()
+        runs = [info for info in map(self._info_once, files) if info is not None]
         runs.sort(key=lambda r: (r.created_at or 0, r.id), reverse=True)
         if project is not None:
             runs = [r for r in runs if r.project == project]
         return runs
+
+    def _info_once(self, path: Path) -> RunInfo | None:
+        """A file's index is built by one thread at a time; other files and calls are not held up."""
+        with self._lock:
+            lock = self._scan_locks.setdefault(str(path), threading.Lock())
+        with lock:
+            return self._info(path)
 
     def projects(self) -> list[str]:
         return sorted({r.project for r in self.list_runs()})

@@ -388,7 +388,13 @@ def test_http_bearer_keys_per_request(fake, tmp_path):
                 async with streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http) as (r, w, *_):
                     async with ClientSession(r, w) as session:
                         await session.initialize()
-                        return await session.call_tool("query_runs", {"limit": 2})
+                        result = await session.call_tool("query_runs", {"limit": 2})
+                        try:  # resources use the caller's key too
+                            res = await session.read_resource("wandb-lens://runs/lens-demo/baseline-cosine")
+                            text = res.contents[0].text
+                        except Exception as exc:  # an MCP error answer
+                            text = f"ERROR {exc}"
+                        return result, text
 
         async def both():
             out = {}
@@ -403,12 +409,15 @@ def test_http_bearer_keys_per_request(fake, tmp_path):
             return out
 
         res = anyio.run(both)
-        alice, bob, nobody = res["alice"], res["bob"], res["nobody"]
+        (alice, alice_res), (bob, bob_res), (nobody, nobody_res) = res["alice"], res["bob"], res["nobody"]
         assert not alice.is_error and json.loads(alice.content[0].text)["total"] == 8
         assert bob.is_error and "Unknown project 'lens-demo'" in bob.content[0].text
         assert nobody.is_error and "No W&B API key" in nobody.content[0].text
-        for r in (alice, bob, nobody):
+        assert json.loads(alice_res)["name"] == "baseline-cosine"
+        assert bob_res.startswith("ERROR") and "No W&B API key" in nobody_res
+        for r, text in ((alice, alice_res), (bob, bob_res), (nobody, nobody_res)):
             assert GOOD_KEY not in r.content[0].text and OTHER_KEY not in r.content[0].text
+            assert GOOD_KEY not in text and OTHER_KEY not in text
     finally:
         proc.terminate()
         err = proc.communicate(timeout=10)[1].decode()

@@ -3,6 +3,8 @@ that expose a run's description (and its overview plot) by URI."""
 
 from __future__ import annotations
 
+from mcp.server.mcpserver import Context  # resolved by name for the resources' ctx parameter
+
 from importlib import resources as _res
 
 DOCS: dict[str, str] = {
@@ -26,17 +28,19 @@ def register(server, app) -> None:
 
     @server.resource("wandb-lens://runs/{project}/{run_id}", name="run",
                      description="A run's describe_run answer (JSON).", mime_type="application/json")
-    def run_resource(project: str, run_id: str) -> str:
+    def run_resource(project: str, run_id: str, ctx: Context) -> str:
+        from mcp.server.mcpserver.exceptions import ResourceError
+
         from ..compact import dumps
         from ..errors import LensError
+        from ..tools._base import request_key_from, scrubbed
         from ..tools.runs import describe
 
-        try:
-            return dumps(describe(app, run_ref(project, run_id)))
-        except LensError as exc:
-            from mcp.server.mcpserver.exceptions import ResourceError
-
-            raise ResourceError(str(exc)) from None
+        with request_key_from(ctx):  # HTTP mode: the caller's own W&B key, as for tools
+            try:
+                return dumps(describe(app, run_ref(project, run_id)))
+            except LensError as exc:
+                raise ResourceError(scrubbed(str(exc))) from None
 
 
 def run_ref(project: str, run_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -172,6 +173,21 @@ def _request_key(ctx):
         return None
     key = auth[7:].strip()
     return _request_key_var().set(key) if key else None
+
+
+@contextlib.contextmanager
+def request_key_from(ctx):
+    """For resources: the request's Bearer W&B key in force while reading, as for tools."""
+    token = _request_key(ctx)
+    try:
+        yield
+    finally:
+        if token is not None:
+            _request_key_var().reset(token)
+
+
+def scrubbed(text: str) -> str:
+    return _scrub(text)
 
 
 def _scrub(text: str) -> str:

@@ -9,6 +9,8 @@ same spikes, minima and order as the diagnostics tools. matplotlib loads on the 
 
 from __future__ import annotations
 
+from mcp.server.mcpserver import Context  # resolved by name for the resources' ctx parameter
+
 import re
 from typing import Any
 
@@ -93,15 +95,17 @@ def register(server, app) -> None:
 
     @server.resource("wandb-lens://runs/{project}/{run_id}/overview.png", name="run_overview", mime_type="image/png",
                      description="A run's plot_overview PNG.")
-    def run_overview_png(project: str, run_id: str) -> bytes:
+    def run_overview_png(project: str, run_id: str, ctx: Context) -> bytes:
         from ..resources import run_ref
+        from ._base import request_key_from, scrubbed
 
-        try:
-            info = app.runs.get_run(run_ref(project, run_id))
-            args = {"step_key": None, "metrics": None}
-            return cached_plot("plot_overview", args, [info], lambda: _overview(app, info, None, None)).png
-        except LensError as exc:
-            raise ResourceError(str(exc)) from None
+        with request_key_from(ctx):  # HTTP mode: the caller's own W&B key, as for tools
+            try:
+                info = app.runs.get_run(run_ref(project, run_id))
+                args = {"step_key": None, "metrics": None}
+                return cached_plot("plot_overview", args, [info], lambda: _overview(app, info, None, None)).png
+            except LensError as exc:
+                raise ResourceError(scrubbed(str(exc))) from None
 
     @server.resource("wandb-lens://plots/{plot_id}.png", name="plot", mime_type="image/png",
                      description="A PNG rendered by a plot_* tool (kept in a bounded cache).")

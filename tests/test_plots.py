@@ -231,6 +231,19 @@ def _history(series: dict[str, tuple[np.ndarray, np.ndarray]]):
     return History(steps, cols)
 
 
+def _add_histograms(hist, rng):
+    """gradients/live (a real spread every 10 steps) and gradients/dead (all mass in the zero bin)."""
+    from wandb_lens.sources.history import HISTOGRAM, Column
+
+    rows = np.arange(0, hist.n_rows, 10)
+    edges = np.linspace(-1, 1, 33)
+    live = [np.histogram(rng.normal(0, 0.3, 500), bins=edges)[0].astype(float) for _ in rows]
+    dead_edges = np.linspace(-1e-9, 1e-9, 33)
+    dead = [np.eye(32)[16] * 500.0 for _ in rows]
+    hist.columns["gradients/live"] = Column(HISTOGRAM, rows, live, [edges] * rows.size)
+    hist.columns["gradients/dead"] = Column(HISTOGRAM, rows, dead, [dead_edges] * rows.size)
+
+
 @pytest.fixture(scope="module")
 def mem():
     from wandb_lens.app import App, AppConfig
@@ -251,6 +264,8 @@ def mem():
     layers = {f"grad_norm/layer{j}": (s, 1.0 + 0.1 * j + rng.normal(0, 0.01, 300)) for j in range(20)}
     layers["grad_norm/layer3"][1][150] = 50.0
     add("layers", {"loss": (s, np.exp(-s / 50)), **layers})
+    add("dead-layer", {"loss": (s, np.exp(-s / 50))})
+    _add_histograms(runs["dead-layer"][1], rng)
     big = np.arange(1_000_000)
     yb = 1.0 + rng.normal(0, 0.01, big.size)
     yb[123_457] = 9.0
@@ -299,3 +314,13 @@ def test_comparison_refuses_a_histogram_step_key(lens):
     r = lens("plot_comparison", runs=["spiky-bad-batches", "baseline-cosine"], metric="train/loss",
              step_key="gradients/layer0.weight")
     assert r.is_error and "holds histogram values, not a scalar curve" in r.text
+
+
+def test_heatmap_and_curve_features_agree_on_dead_layers(mem):
+    """Regression: the heatmap called a layer dead only when every value was exactly 0, while
+    curve_features (analysis.gradients) applies the documented rule; now both use the latter."""
+    (_, w, h), text, _ = _parts(call(mem, "plot_grad_histograms", {"run": "dead-layer"}))
+    feats = call(mem, "curve_features", {"run": "dead-layer", "metrics": ["gradients/"]}).json
+    table = feats["metrics"]["gradients/"]["histograms"]
+    assert table["dead_layers"] == ["gradients/dead"]
+    assert text["dead_layers"] == ["dead"] and w > 0 and h > 0

@@ -35,7 +35,12 @@ def grad_heatmap(app, info, prefix: str, stat: str):
         vals = np.array([hist_stat(c, b, stat) for c, b in zip(col.values, col.bins or [])], dtype=np.float64)
         per_layer[k[len(prefix):] or k] = (steps[: vals.size], vals)
     total = len(per_layer)
-    dead = [name for name, (_, v) in per_layer.items() if v.size and np.all(v[np.isfinite(v)] == 0)]
+    # dead layers by the documented rule curve_features applies (analysis.gradients), so they agree
+    from ..analysis.gradients import layer_table
+
+    table = layer_table({k: (hist.steps[hist.columns[k].rows].astype(np.float64), hist.columns[k].values,
+                             hist.columns[k].bins or []) for k in keys}, limit=len(keys))
+    dead = [k[len(prefix):] or k for k in table.get("dead_layers", [])]
     shown = dict(list(per_layer.items())[:MAX_HEAT_LAYERS])
     mat, edges = bucket_matrix(shown)
     footer = f"showing {len(shown)} of {total} layers" if total > len(shown) else ""

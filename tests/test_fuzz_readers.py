@@ -39,6 +39,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
 def _read(data: bytes):
     """The full local read of one file (what listing and history do): scan, then decode the history."""
     from wandb_lens.sources import run_file
+    from wandb_lens.sources.history_decode import decode_history
     from wandb_lens.sources.wandb_file import NotAWandbFile
 
     t0 = time.monotonic()
@@ -46,7 +47,7 @@ def _read(data: bytes):
         scan, records = run_file.scan(data, want_history=True)
     except NotAWandbFile:
         return None, None
-    hist = run_file.decode_history(records)
+    hist = decode_history(records)
     took = time.monotonic() - t0
     assert took < READ_LIMIT_S, f"read took {took:.1f} s"
     return scan, hist

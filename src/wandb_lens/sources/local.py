@@ -316,6 +316,7 @@ class LocalRunSource:
         import pyarrow.parquet as pq
 
         from . import run_file
+        from .history_decode import decode_history
         from .history import from_arrow, to_arrow
 
         pq_path = self.cache_dir / "history" / f"{self._cache_name(path)}.parquet"
@@ -343,7 +344,7 @@ class LocalRunSource:
         try:
             start = RunScan(end_offset=offset) if offset else None
             scan, records = run_file.scan(data, previous=start, want_history=True, want_summary=False)
-            new = run_file.decode_history(records)
+            new = decode_history(records)
         finally:
             if isinstance(data, mmap.mmap):
                 data.close()

@@ -21,13 +21,10 @@ import contextvars
 import logging
 import math
 import os
-import re
 import threading
-import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -36,13 +33,14 @@ from ..errors import LensError, suggest
 from . import cloud_history as CH
 from .base import RunInfo, no_such_run, parse_ref
 from .cloud_cache import HistoryCache, user_namespace
+from .cloud_errors import RETRIES, scrub, explain
 from .cloud_filters import to_wandb_filters, to_wandb_order
-from .history import HISTOGRAM, MEDIA, NUMERIC, TEXT, History
+from .cloud_meta import index_answer, kind_of, metric_defs, parse_time
+from .history import HISTOGRAM, NUMERIC, History
 
 log = logging.getLogger("wandb_lens.cloud")
 
 DEFAULT_TIMEOUT = 20.0
-RETRIES = 2
 MAX_PAGE = 1000
 MAX_SESSIONS = 64
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wandb-lens-cloud")
@@ -152,30 +150,12 @@ class CloudRunSource:
             raise LensError(f"W&B at {self.base_url} did not answer within {limit:.0f} s ({what}); it may be down "
                             "or slow. Retry later, check WANDB_BASE_URL, or raise WANDB_LENS_TIMEOUT.") from None
         except LensError as exc:
-            raise LensError(_scrub(str(exc), key)) from None
+            raise LensError(scrub(str(exc), key)) from None
         except Exception as exc:
             raise LensError(self._explain(exc, what, key)) from None
 
     def _explain(self, exc: BaseException, what: str, key: str | None) -> str:
-        msg = _scrub(" ".join(str(exc).split()), key)
-        # classify on the text without URLs: a port like :40141 must not read as HTTP 401
-        low = re.sub(r"\w+://\S+", " ", msg.lower())
-        name = type(exc).__name__
-        if "not logged in" in low or re.search(r"(?<!\d)401(?!\d)", low) or "unauthorized" in low or (
-                name == "AuthenticationError" and "giving up" not in low and "in time" not in low):
-            return (f"W&B at {self.base_url} rejected the API key (401 / not logged in). Check WANDB_API_KEY or "
-                    "`wandb login`, or the key sent as `Authorization: Bearer <key>`.")
-        if "did not respond in time" in low or "timed out" in low or "deadline" in low:
-            return (f"W&B at {self.base_url} did not answer within {self.timeout:.0f} s ({what}); it may be down or "
-                    "slow. Retry later, check WANDB_BASE_URL, or raise WANDB_LENS_TIMEOUT.")
-        if "giving up after" in low and "http 5" in low:
-            return (f"W&B at {self.base_url} failed with a server error ({msg[msg.lower().find('http 5'):][:60]}) "
-                    f"after {RETRIES + 1} attempts ({what}). Retry later.")
-        if "connection refused" in low or "no such host" in low or "dial tcp" in low:
-            return f"Cannot reach W&B at {self.base_url} ({what}): {msg[:200]}. Check WANDB_BASE_URL and the network."
-        if "permission" in low or re.search(r"(?<!\d)403(?!\d)", low):
-            return f"This W&B key may not read that ({what}): {msg[:200]}."
-        return f"W&B request failed ({what}): {msg[:300]}"
+        return explain(exc, what, key, self.base_url, self.timeout)
 
     # ----- projects and runs -------------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -293,8 +273,8 @@ class CloudRunSource:
         a = wrun._attrs
         summary = dict(a.get("summaryMetrics") or {})
         hk = a.get("historyKeys") or {}
-        created = _parse_time(a.get("createdAt"))
-        heartbeat = _parse_time(a.get("heartbeatAt"))
+        created = parse_time(a.get("createdAt"))
+        heartbeat = parse_time(a.get("heartbeatAt"))
         runtime = summary.get("_runtime")
         if not isinstance(runtime, (int, float)):
             runtime = (heartbeat - created) if created and heartbeat else None
@@ -305,7 +285,7 @@ class CloudRunSource:
             notes=a.get("notes") or a.get("description") or "", created_at=created,
             runtime_s=float(runtime) if runtime is not None else None, state=a.get("state") or "unknown",
             config=dict(a.get("config") or {}), summary={k: v for k, v in summary.items() if not k.startswith("_")},
-            metrics=_metric_defs(raw.get("_wandb")), history_rows=int(a.get("historyLineCount") or 0),
+            metrics=metric_defs(raw.get("_wandb")), history_rows=int(a.get("historyLineCount") or 0),
             last_step=hk.get("lastStep") if isinstance(hk.get("lastStep"), int) else None,
             location=f"{wrun.entity}/{wrun.project}",
         )
@@ -326,7 +306,7 @@ class CloudRunSource:
         """key -> kind, from W&B's history keys index (no history download)."""
         out = {}
         for key, k in (getattr(info, "_cloud", {}).get("keys") or {}).items():
-            out[key] = _kind_of(k)
+            out[key] = kind_of(k)
         return out
 
     def history(self, run: RunInfo, keys: list[str] | None = None, samples: int | None = None) -> History:
@@ -365,8 +345,8 @@ class CloudRunSource:
             col = base.columns.get(key)
             if col is None:
                 return CH.placed_column(steps, [])
-            pairs = list(zip(base.steps[col.rows].tolist(), _values_list(col)))
-            return CH.placed_column(steps, pairs) if col.kind != HISTOGRAM else _rebase(col, base.steps, steps)
+            pairs = list(zip(base.steps[col.rows].tolist(), CH.values_list(col)))
+            return CH.placed_column(steps, pairs) if col.kind != HISTOGRAM else CH.rebase(col, base.steps, steps)
         return load
 
     def _ensure(self, s: _Session, wrun, run: RunInfo, keys: list[str]) -> History:
@@ -435,33 +415,11 @@ class CloudRunSource:
                 have = set(hit[1]) if hit else set()
             if set(self.index_kinds(run)) <= have:
                 return None
-        keys_out: dict[str, dict] = {}
-        monotonic = {}
-        for key, k in (getattr(run, "_cloud", {}).get("keys") or {}).items():
-            if key in ("_runtime", "_timestamp"):
-                continue
-            kind = _kind_of(k)
-            n = int(sum(int(t.get("count") or 0) for t in k.get("typeCounts") or []))
-            entry: dict = {"n": n} if kind == NUMERIC else {"n": n, "kind": kind}
-            last = k.get("previousValue")
-            if kind == NUMERIC and isinstance(last, (int, float)) and not isinstance(last, bool):
-                entry["last"] = float(last)
-            keys_out[key] = entry
-            if kind == NUMERIC:
-                monotonic[key] = (bool(k.get("monotonic")), last)
-        return {"rows": run.history_rows, "keys": keys_out, "monotonic": monotonic,
-                "note": "per-key counts, types and last values from W&B's history keys index (no history "
-                        "download); min/max/step ranges appear once a curve tool has fetched the run's history"}
+        return index_answer(run)
 
 
 def _raise(text: str):
     raise LensError(text)
-
-
-def _scrub(text: str, key: str | None) -> str:
-    if key and len(key) >= 8:
-        text = text.replace(key, "***")
-    return text
 
 
 def _bound_retries(timeout: float) -> None:
@@ -485,87 +443,3 @@ def _graphql(wrun):
         v.update(variables)
         return wrun._service_api.execute_graphql(query, v)
     return call
-
-
-def _parse_time(text) -> float | None:
-    if not text:
-        return None
-    try:
-        t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return t.timestamp()
-
-
-def _kind_of(index_entry: dict) -> str:
-    counts: dict[str, int] = {}
-    for t in index_entry.get("typeCounts") or []:
-        counts[str(t.get("type"))] = counts.get(str(t.get("type")), 0) + int(t.get("count") or 0)
-    if not counts:
-        return NUMERIC
-    top = max(counts, key=counts.get)
-    if top in ("number", "boolean", "nan", "int", "float"):
-        return NUMERIC
-    if top == "histogram":
-        return HISTOGRAM
-    if top in ("string",):
-        return TEXT
-    return MEDIA
-
-
-_SUMMARY_CODES = {1: "min", 2: "max", 3: "mean", 4: "best", 5: "last", 8: "first"}
-
-
-def _metric_defs(wandb_cfg) -> list[dict]:
-    """define_metric declarations from config._wandb.m (W&B stores MetricRecord field numbers)."""
-    if isinstance(wandb_cfg, dict) and "value" in wandb_cfg and isinstance(wandb_cfg["value"], dict):
-        wandb_cfg = wandb_cfg["value"]
-    entries = (wandb_cfg or {}).get("m") if isinstance(wandb_cfg, dict) else None
-    if not isinstance(entries, list):
-        return []
-    names = [e.get("1") or e.get("2") for e in entries if isinstance(e, dict)]
-    out = []
-    for e in entries:
-        if not isinstance(e, dict):
-            continue
-        name = e.get("1") or e.get("2")
-        if not name:
-            continue
-        d: dict = {"name": name}
-        if e.get("2") and not e.get("1"):
-            d["glob"] = True
-        step = e.get("4")
-        if not step and isinstance(e.get("5"), int) and 0 < e["5"] <= len(names):
-            step = names[e["5"] - 1]
-        if step:
-            d["step_metric"] = step
-        summ = [_SUMMARY_CODES[c] for c in e.get("7") or [] if c in _SUMMARY_CODES]
-        if summ:
-            d["summary"] = summ
-        if e.get("8") in (1, 2):
-            d["goal"] = "minimize" if e["8"] == 1 else "maximize"
-        out.append(d)
-    return out
-
-
-def _values_list(col) -> list:
-    if col.kind == NUMERIC:
-        return np.asarray(col.values, dtype=np.float64).tolist()
-    if col.kind == MEDIA:
-        return [{"_type": v} for v in col.values]
-    return list(col.values)
-
-
-def _rebase(col, from_steps: np.ndarray, to_steps: np.ndarray):
-    from .history import Column
-
-    st = from_steps[col.rows]
-    keep = np.flatnonzero(np.isin(st, to_steps))
-    return Column(col.kind, np.searchsorted(to_steps, st[keep]).astype(np.int64), [col.values[i] for i in keep],
-                  [col.bins[i] for i in keep] if col.bins is not None else None)
-
-
-def elapsed(t0: float) -> float:
-    return time.perf_counter() - t0

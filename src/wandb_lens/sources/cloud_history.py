@@ -266,3 +266,18 @@ def placed_column(steps: np.ndarray, pairs: list[tuple[int, object]]) -> Column:
         vals = np.asarray(vals)[idx] if kind == NUMERIC else [vals[i] for i in idx]
         bins = [bins[i] for i in idx] if bins is not None else None
     return Column(kind, np.searchsorted(steps, ksteps).astype(np.int64), vals, bins)
+
+
+def values_list(col) -> list:
+    if col.kind == NUMERIC:
+        return np.asarray(col.values, dtype=np.float64).tolist()
+    if col.kind == MEDIA:
+        return [{"_type": v} for v in col.values]
+    return list(col.values)
+
+
+def rebase(col, from_steps: np.ndarray, to_steps: np.ndarray):
+    st = from_steps[col.rows]
+    keep = np.flatnonzero(np.isin(st, to_steps))
+    return Column(col.kind, np.searchsorted(to_steps, st[keep]).astype(np.int64), [col.values[i] for i in keep],
+                  [col.bins[i] for i in keep] if col.bins is not None else None)

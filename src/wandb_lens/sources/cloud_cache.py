@@ -13,13 +13,12 @@ used files.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
 from pathlib import Path
 
-from .history import History, from_arrow, to_arrow
+from .history import History, from_arrow, read_cached, write_cached
 
 log = logging.getLogger("wandb_lens.cloud")
 VERSION = 1
@@ -49,15 +48,11 @@ class HistoryCache:
 
     def load(self, ns: str, entity: str, project: str, run_id: str, fingerprint: dict) -> tuple[History, list[str]] | None:
         """(history, keys fetched) when a cached file matches the run's fingerprint."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         path = self.path(ns, entity, project, run_id)
-        try:
-            table = pq.ParquetFile(path).read()  # read_table would import pyarrow.dataset (~0.4 s)
-            meta = json.loads(table.schema.metadata[b"wandb_lens_cloud"])
-        except (OSError, KeyError, ValueError, pa.ArrowException):
+        hit = read_cached(path, b"wandb_lens_cloud")
+        if hit is None:
             return None
+        table, meta = hit
         if meta.get("v") != VERSION or meta.get("fingerprint") != fingerprint:
             return None
         try:
@@ -68,19 +63,12 @@ class HistoryCache:
 
     def save(self, ns: str, entity: str, project: str, run_id: str, fingerprint: dict, hist: History,
              keys: list[str]) -> None:
-        import pyarrow.parquet as pq
-
         path = self.path(ns, entity, project, run_id)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            table = to_arrow(hist)
             meta = {"v": VERSION, "fingerprint": fingerprint, "keys": sorted(set(keys))}
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                                   b"wandb_lens_cloud": json.dumps(meta).encode()})
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             with _flock(path.with_suffix(".lock")):
-                pq.write_table(table, tmp)
-                os.replace(tmp, path)
+                write_cached(hist, path, b"wandb_lens_cloud", meta)
         except OSError as exc:  # a read-only or full cache must not stop the answer
             log.warning("could not write cloud history cache: %s", exc)
             return

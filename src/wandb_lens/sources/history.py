@@ -154,3 +154,36 @@ def from_arrow(table) -> History:
             cols[key] = Column(kind, rows, arr.filter(arr.is_valid()).to_pylist())
     damage = json.loads((table.schema.metadata or {}).get(b"wandb_lens_damage", b"[]"))
     return History(steps, cols, damage)
+
+
+def read_cached(path, meta_key: bytes):
+    """(Arrow table, our metadata dict) of a parquet cache file, or None when missing or unreadable.
+
+    `ParquetFile(...).read()`, not `pq.read_table`: the latter imports pyarrow.dataset (~0.4 s).
+    """
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path).read()
+        return table, json.loads(table.schema.metadata[meta_key])
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+        return None
+
+
+def write_cached(history: History, path, meta_key: bytes, meta: dict) -> None:
+    """Write `history` with `meta` atomically (a temp file, then rename); raises OSError."""
+    import json
+    import os
+    import threading
+
+    import pyarrow.parquet as pq
+
+    table = to_arrow(history)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), meta_key: json.dumps(meta).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)

@@ -312,12 +312,10 @@ class LocalRunSource:
         raise LensError(f"Run {run.ref} is no longer on disk (folder {run.location}).")
 
     def _load_history(self, path: Path, st, mem) -> History:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
         from . import run_file
         from .history_decode import decode_history
-        from .history import from_arrow, to_arrow
+        from .history import from_arrow, read_cached, write_cached
 
         pq_path = self.cache_dir / "history" / f"{self._cache_name(path)}.parquet"
         base: History | None = None
@@ -326,13 +324,11 @@ class LocalRunSource:
         if mem is not None and mem[0] <= st.st_size:
             base, meta = mem[2], getattr(mem[2], "_meta", {})
         else:
-            try:
-                table = pq.ParquetFile(pq_path).read()  # read_table would import pyarrow.dataset (~0.4 s)
-                meta = json.loads(table.schema.metadata[b"wandb_lens"])
+            hit = read_cached(pq_path, b"wandb_lens")
+            if hit is not None:
+                table, meta = hit
                 if meta.get("path") == str(path) and meta.get("size", 1 << 62) <= st.st_size:
                     base = from_arrow(table)
-            except (OSError, KeyError, ValueError, pa.ArrowException):
-                base = None
         if base is not None and meta.get("size") == st.st_size and meta.get("mtime_ns") == st.st_mtime_ns:
             base._meta = meta
             return base
@@ -353,12 +349,7 @@ class LocalRunSource:
                 "end_offset": scan.end_offset, "damaged": bool(scan.damage)}
         hist._meta = meta
         try:
-            table = to_arrow(hist)
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"wandb_lens": json.dumps(meta).encode()})
-            tmp = pq_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            pq_path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, tmp)
-            os.replace(tmp, pq_path)
+            write_cached(hist, pq_path, b"wandb_lens", meta)
         except OSError as exc:  # a read-only cache must not stop the answer
             log.warning("could not write history cache %s: %s", pq_path, exc)
         return hist

@@ -155,24 +155,17 @@ def _caption(f: dict, n: int, key: str = "") -> str:
     return " · ".join(parts)
 
 
-def _step(v):
-    """Steps as ints when whole (compact JSON rounds floats to 5 digits: 123457.0 would read 123460)."""
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
-
-
 def _numbers(f: dict, key: str, step_key: str, n: int) -> dict:
     spikes = f.get("spikes") or []
     out: dict[str, Any] = {"metric": key, "step_key": step_key, "points": n, "last": f.get("last"),
-                           "min": f.get("min"), "min_step": _step(f.get("min_step")), "spikes": f.get("spike_count", 0)}
+                           "min": f.get("min"), "min_step": f.get("min_step"), "spikes": f.get("spike_count", 0)}
     if direction_of(key) == "max":
-        out.update(max=f.get("max"), max_step=_step(f.get("max_step")))
+        out.update(max=f.get("max"), max_step=f.get("max_step"))
     if spikes:
-        out["spike_steps"] = [_step(s["step"]) for s in spikes[:5]]
+        out["spike_steps"] = [s["step"] for s in spikes[:5]]
     if f.get("nan_inf"):
         out["nan_inf"] = f["nan_inf"]
-        out["first_nan_step"] = _step(f.get("first_nan_step"))
+        out["first_nan_step"] = f.get("first_nan_step")
     return out
 
 

@@ -36,6 +36,16 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
 
 
 # ----- helpers --------------------------------------------------------------------------------------
+def _read_measured(data: bytes):
+    """`_read` under tracemalloc: (scan, history, peak bytes allocated)."""
+    tracemalloc.start()
+    try:
+        scan, hist = _read(data)
+        return scan, hist, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _read(data: bytes):
     """The full local read of one file (what listing and history do): scan, then decode the history."""
     from wandb_lens.sources import run_file
@@ -206,12 +216,7 @@ def test_inflated_length_fields_are_checked_against_the_block_and_file(big_run, 
     new = data.draw(st.integers(length + 1, 0xFFFF))
     buf = bytearray(big_run)
     struct.pack_into("<H", buf, start + 4, new)
-    tracemalloc.start()
-    try:
-        scan, hist = _read(bytes(buf))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    scan, hist, peak = _read_measured(bytes(buf))
     assert peak < 40 * len(big_run) + (64 << 20)
     assert scan.damage or scan.truncated
 
@@ -250,12 +255,7 @@ def test_damaged_protobuf_inside_valid_frames(records_of, data):
         else:  # an unterminated varint
             rec = b"\x08" + b"\xff" * 12
         recs[i] = rec
-    tracemalloc.start()
-    try:
-        scan, hist = _read(frame(recs))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    scan, hist, peak = _read_measured(frame(recs))
     assert peak < (256 << 20)
     assert hist.n_rows <= scan.history_rows
 
@@ -265,13 +265,8 @@ def test_huge_length_delimited_field_is_refused_without_allocating(records_of):
 
     hist_rec = next(r for r in records_of if run_file._record_tag(r) == run_file._HISTORY_TAG)
     bomb = b"\x12\xff\xff\xff\xff\x07" + hist_rec[2:60]  # history field claiming 2 GiB
-    tracemalloc.start()
     t0 = time.monotonic()
-    try:
-        scan, hist = _read(frame([*records_of[:20], bomb, *records_of[20:40]]))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    scan, hist, peak = _read_measured(frame([*records_of[:20], bomb, *records_of[20:40]]))
     assert time.monotonic() - t0 < 2 and peak < (64 << 20)
     good = sum(run_file._record_tag(r) == run_file._HISTORY_TAG for r in records_of[:40])
     assert hist.n_rows == good and hist.damage == [

@@ -39,26 +39,35 @@ def candidates(numeric: Mapping[str, np.ndarray], metric_defs: list[dict]) -> li
 
     `numeric` maps key -> values in logging order.
     """
+    return candidates_from({k: key_facts(v) for k, v in numeric.items()}, metric_defs)
+
+
+def key_facts(values: np.ndarray) -> dict:
+    """What the candidate rule needs of a column: never decreases, points, whole numbers, not constant."""
+    finite = values[np.isfinite(values)]
+    return {"mono": is_non_decreasing(values), "n": int(values.size),
+            "integer": finite.size == values.size and bool(np.all(finite == np.round(finite))),
+            "varies": finite.size > 0 and bool(finite.max() != finite.min())}
+
+
+def candidates_from(facts: Mapping[str, dict], metric_defs: list[dict]) -> list[dict]:
+    """The candidate rule on per-key facts (see `key_facts`): from the data, or from W&B's keys index."""
     out: list[dict] = []
     seen: set[str] = set()
     declared = {d["step_metric"] for d in metric_defs if d.get("step_metric")}
     for key in sorted(declared):
-        if key in numeric:
+        if key in facts:
             users = [d["name"] for d in metric_defs if d.get("step_metric") == key]
             out.append({"key": key, "why": "declared by define_metric for " + ", ".join(users[:5])})
             seen.add(key)
     for key in KNOWN_STEP_KEYS:
-        if key in numeric and key not in seen:
-            mono = is_non_decreasing(numeric[key])
-            out.append({"key": key, "why": "known step key" + ("" if mono else ", but it decreases somewhere")})
+        if key in facts and key not in seen:
+            out.append({"key": key, "why": "known step key" + ("" if facts[key]["mono"] else ", but it decreases somewhere")})
             seen.add(key)
-    for key, values in numeric.items():
-        if key in seen or key in _NOT_STEPS or key.startswith("_") or values.size < 5:
+    for key, f in facts.items():
+        if key in seen or key in _NOT_STEPS or key.startswith("_") or f["n"] < 5:
             continue
-        if not is_non_decreasing(values) or np.nanmax(values) == np.nanmin(values):
-            continue
-        finite = values[np.isfinite(values)]
-        if finite.size == values.size and np.all(finite == np.round(finite)):
+        if f["mono"] and f["varies"] and f["integer"]:
             out.append({"key": key, "why": "integer column that never decreases"})
             seen.add(key)
     return out

@@ -277,26 +277,14 @@ def describe(app, run: str) -> dict:
 
 
 def _index_candidates(index: dict, info) -> list[dict]:
-    """Step-key candidates from the keys index (W&B says whether each key never decreased)."""
-    from ..analysis.step_axis import KNOWN_STEP_KEYS
+    """Step-key candidates from the keys index (W&B says whether each key never decreased; only the
+    last value is known, so "whole numbers" is judged on it and "not constant" is assumed)."""
+    from ..analysis.step_axis import candidates_from
 
-    mono = index["monotonic"]
-    out, seen = [], set()
-    for key in sorted({d["step_metric"] for d in info.metrics if d.get("step_metric")}):
-        if key in mono:
-            users = [d["name"] for d in info.metrics if d.get("step_metric") == key]
-            out.append({"key": key, "why": "declared by define_metric for " + ", ".join(users[:5])})
-            seen.add(key)
-    for key in KNOWN_STEP_KEYS:
-        if key in mono and key not in seen:
-            out.append({"key": key, "why": "known step key" + ("" if mono[key][0] else ", but it decreases somewhere")})
-            seen.add(key)
-    for key, (is_mono, last) in mono.items():
-        if key in seen or key.startswith("_") or not is_mono or index["keys"][key]["n"] < 5:
-            continue
-        if isinstance(last, (int, float)) and float(last).is_integer():
-            out.append({"key": key, "why": "integer column that never decreases"})
-    return out
+    facts = {key: {"mono": is_mono, "n": index["keys"][key]["n"], "varies": True,
+                   "integer": isinstance(last, (int, float)) and float(last).is_integer()}
+             for key, (is_mono, last) in index["monotonic"].items()}
+    return candidates_from(facts, info.metrics)
 
 
 def _describe_out(info, n_rows: int, keys: dict, step_keys: list, note: str | None = None,

@@ -65,7 +65,7 @@ def timed_read(runs_dir: Path, cache: Path) -> dict:
     (wandb's protobuf classes, pyarrow, numpy and pandas: ~1.2 s once per process, at the first call)."""
     code = f"""
 import json, time
-from wandb_lens.sources.local import LocalRunSource
+from wandb_lens.sources.local.source import LocalRunSource
 import wandb.proto.wandb_internal_pb2, pyarrow.parquet, numpy, pandas  # pyarrow's numpy conversions import pandas
 src = LocalRunSource([{str(runs_dir)!r}], {str(cache)!r})
 t0 = time.perf_counter(); run = src.list_runs()[0]; t1 = time.perf_counter()

@@ -30,7 +30,7 @@ def _ref(kind: str, name: str, digest: str) -> str:
 
 
 def generate(path: Path) -> int:
-    from wandb_lens.sources.trace_store import TraceStore
+    from wandb_lens.sources.weave.store import TraceStore
 
     store = TraceStore(str(path))
     n = 0

@@ -81,7 +81,7 @@ def rows_from_history(hist) -> list[dict]:
 
 
 def runs_from_local(runs_dir: str, entity: str = "lens-team", cache_dir: str | None = None) -> list[FakeRun]:
-    from wandb_lens.sources.local import LocalRunSource
+    from wandb_lens.sources.local.source import LocalRunSource
 
     src = LocalRunSource([runs_dir], cache_dir)
     out = []

@@ -152,8 +152,8 @@ def _columns_equal(a, b) -> None:
 
 
 def test_history_parity_exact_every_key(demo_dir, fake, tmp_path):
-    from wandb_lens.sources.cloud import CloudRunSource
-    from wandb_lens.sources.local import LocalRunSource
+    from wandb_lens.sources.cloud.source import CloudRunSource
+    from wandb_lens.sources.local.source import LocalRunSource
 
     loc = LocalRunSource([str(demo_dir / "wandb")], tmp_path / "local")
     cloud = CloudRunSource(entity="lens-team", project="lens-demo", base_url=fake.url, cache_dir=tmp_path / "c",
@@ -183,7 +183,7 @@ def test_multi_cadence_keys_are_not_lost_to_and_semantics(cloud, fake):
 
 
 def test_fallback_to_graphql_history_pages_without_duplicates(fake, tmp_path):
-    from wandb_lens.sources.cloud import CloudRunSource
+    from wandb_lens.sources.cloud.source import CloudRunSource
 
     fake.reset()
     fake.parquet = False  # the export path fails: wandb-core's scan raises
@@ -243,7 +243,7 @@ def test_diagnose_run_100k_steps_fetches_needed_keys_then_nothing(fake, tmp_path
 
 
 def test_running_runs_are_refetched(fake, tmp_path):
-    from wandb_lens.sources.cloud import CloudRunSource
+    from wandb_lens.sources.cloud.source import CloudRunSource
 
     run = next(r for r in fake.runs if r.display_name == "still-improving")
     fake.reset()
@@ -329,7 +329,7 @@ def test_auto_source_choice(fake, tmp_path, monkeypatch):
 
 def test_per_user_caches_never_cross(fake, tmp_path):
     """Two users behind one source: the second can't read what the first fetched."""
-    from wandb_lens.sources.cloud import CloudRunSource, request_key
+    from wandb_lens.sources.cloud.source import CloudRunSource, request_key
 
     src = CloudRunSource(entity="lens-team", project="lens-demo", base_url=fake.url, cache_dir=tmp_path, timeout=10)
     tok = request_key.set(GOOD_KEY)
@@ -426,7 +426,7 @@ def test_http_bearer_keys_per_request(fake, tmp_path):
 
 def test_port_digits_are_not_read_as_an_http_status():
     """Regression: a 500 from W&B at a URL with port 40141 was reported as '401: rejected the key'."""
-    from wandb_lens.sources.cloud import CloudRunSource
+    from wandb_lens.sources.cloud.source import CloudRunSource
 
     src = CloudRunSource(base_url="http://127.0.0.1:40141", timeout=1)
     err = RuntimeError("Post http://127.0.0.1:40141/graphql: giving up after 3 attempts: HTTP 500 Internal Server Error")

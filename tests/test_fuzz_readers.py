@@ -48,9 +48,9 @@ def _read_measured(data: bytes):
 
 def _read(data: bytes):
     """The full local read of one file (what listing and history do): scan, then decode the history."""
-    from wandb_lens.sources import run_file
-    from wandb_lens.sources.history_decode import decode_history
-    from wandb_lens.sources.wandb_file import NotAWandbFile
+    from wandb_lens.sources.local import run_file
+    from wandb_lens.sources.local.history_decode import decode_history
+    from wandb_lens.sources.local.wandb_file import NotAWandbFile
 
     t0 = time.monotonic()
     try:
@@ -65,7 +65,7 @@ def _read(data: bytes):
 
 def chunk_spans(data: bytes) -> list[tuple[int, int, int]]:
     """(start, length, type) of every chunk of an undamaged file, walking the framing."""
-    from wandb_lens.sources.wandb_file import BLOCK, CHUNK
+    from wandb_lens.sources.local.wandb_file import BLOCK, CHUNK
 
     out, pos = [], 7
     while pos < len(data):
@@ -86,7 +86,7 @@ def chunk_spans(data: bytes) -> list[tuple[int, int, int]]:
 
 def frame(records: list[bytes]) -> bytes:
     """Records written the way wandb writes them: 32 KiB blocks, FULL or FIRST/MIDDLE/LAST chunks."""
-    from wandb_lens.sources.wandb_file import BLOCK
+    from wandb_lens.sources.local.wandb_file import BLOCK
 
     out = bytearray(struct.pack("<4sHB", b":W&B", 0xBEE1, 0))
 
@@ -125,14 +125,14 @@ def big_run(demo_dir, demo_ids) -> bytes:
 
 @pytest.fixture(scope="module")
 def records_of(big_run):
-    from wandb_lens.sources.wandb_file import Framing
+    from wandb_lens.sources.local.wandb_file import Framing
 
     return list(Framing(big_run).records())
 
 
 # ----- .wandb: truncations ----------------------------------------------------------------------------
 def test_every_truncation_at_and_inside_every_chunk(small_run):
-    from wandb_lens.sources.wandb_file import Framing
+    from wandb_lens.sources.local.wandb_file import Framing
 
     full = Framing(small_run)
     all_records = list(full.records())
@@ -167,7 +167,7 @@ def test_every_truncation_at_and_inside_every_chunk(small_run):
 def test_truncation_inside_a_record_split_across_blocks(big_run, records_of):
     """A record whose FIRST chunk closes a 32 KiB block, cut right at that block boundary: the reader
     used to end cleanly (not flagged) with the first chunks pending."""
-    from wandb_lens.sources.wandb_file import BLOCK, Framing
+    from wandb_lens.sources.local.wandb_file import BLOCK, Framing
 
     firsts = [s for s, _length, t in chunk_spans(big_run) if t == 2]
     assert firsts, "the demo run has no record split across blocks"
@@ -261,7 +261,7 @@ def test_damaged_protobuf_inside_valid_frames(records_of, data):
 
 
 def test_huge_length_delimited_field_is_refused_without_allocating(records_of):
-    from wandb_lens.sources import run_file
+    from wandb_lens.sources.local import run_file
 
     hist_rec = next(r for r in records_of if run_file._record_tag(r) == run_file._HISTORY_TAG)
     bomb = b"\x12\xff\xff\xff\xff\x07" + hist_rec[2:60]  # history field claiming 2 GiB
@@ -278,7 +278,7 @@ def test_nonsense_values_in_a_valid_record_are_damage_not_a_crash(records_of):
     config keys nested 1,000 deep: decoded around, never raised."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from wandb_lens.sources import run_file
+    from wandb_lens.sources.local import run_file
 
     def history(items: dict, num: int) -> bytes:
         r = pb.Record()
@@ -486,7 +486,7 @@ def test_summary_key_set_after_its_removal_stays():
     later set again was deleted at the end."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from wandb_lens.sources import run_file
+    from wandb_lens.sources.local import run_file
 
     def rec(update=None, remove=None) -> bytes:
         r = pb.Record()

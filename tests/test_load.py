@@ -177,7 +177,7 @@ def write_big_run(template: Path, out_dir: Path, steps: int, run_id: str = "bigc
     import numpy as np
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from wandb_lens.sources.wandb_file import BLOCK, CHUNK, FIRST, FULL, HEADER, LAST, MIDDLE, Framing
+    from wandb_lens.sources.local.wandb_file import BLOCK, CHUNK, FIRST, FULL, HEADER, LAST, MIDDLE, Framing
 
     head, tail, after_history = [], [], False
     for raw in Framing(template.read_bytes()).records():

@@ -119,7 +119,7 @@ def test_growing_run_is_decoded_incrementally(tmp_path, demo_dir, demo_ids):
     path = _copy_run(demo_dir, demo_ids, "baseline-cosine", runs)
     full = path.read_bytes()
     # find a record boundary about halfway by reading the framing
-    from wandb_lens.sources.wandb_file import Framing
+    from wandb_lens.sources.local.wandb_file import Framing
 
     f = Framing(full[: len(full) // 2])
     for _ in f.records():
@@ -154,7 +154,7 @@ def test_missing_directory_and_empty_folder(tmp_path):
 
 def test_framing_reassembles_split_records_and_checks_crc():
     """A record larger than a block is split FIRST/MIDDLE/LAST; the reader joins it back."""
-    from wandb_lens.sources.wandb_file import BLOCK, Framing
+    from wandb_lens.sources.local.wandb_file import BLOCK, Framing
 
     def chunk(kind: int, body: bytes) -> bytes:
         crc = zlib.crc32(body, zlib.crc32(bytes([kind])))

@@ -50,7 +50,7 @@ def test_unknown_and_wrong_kind_of_id(wlens, weave_db):
 
 
 def test_empty_missing_corrupt_and_locked_store(tmp_path, weave_db):
-    from wandb_lens.sources.trace_store import TraceStore
+    from wandb_lens.sources.weave.store import TraceStore
 
     empty = tmp_path / "empty.db"
     TraceStore(str(empty)).close()
@@ -115,7 +115,7 @@ def test_argument_errors(wlens, tool, args):
 def test_store_contains_is_case_sensitive_unless_asked(weave_db):
     """Regression: the store's `$contains` used SQLite LIKE, which ignores ASCII case, although
     weave's query language (and W&B's server) match case-sensitively unless `case_insensitive`."""
-    from wandb_lens.sources.traces import LocalTraceSource
+    from wandb_lens.sources.weave.source import LocalTraceSource
 
     src = LocalTraceSource(weave_db["path"])
     pid = src.projects()[0]

@@ -11,9 +11,9 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from wandb_lens.sources import trace_query as tq
-from wandb_lens.sources.trace_refs import RefResolver
-from wandb_lens.sources.trace_store import TraceStore
+from wandb_lens.sources.weave import query as tq
+from wandb_lens.sources.weave.refs import RefResolver
+from wandb_lens.sources.weave.store import TraceStore
 
 
 class LoopbackTraceServer:

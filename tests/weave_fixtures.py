@@ -49,7 +49,7 @@ def loopback(weave_db):
 def cloud_server_for(url: str, key: str = API_KEY, project: str | None = "lens-demo-evals"):
     from wandb_lens.app import App, AppConfig
     from wandb_lens.server import build_server
-    from wandb_lens.sources.trace_http import CloudTraceSource
+    from wandb_lens.sources.weave.http import CloudTraceSource
 
     app = App(AppConfig())
     app.use("traces", CloudTraceSource("local", project, url=url, api_key=key, timeout=5))

@@ -21,7 +21,7 @@ def default_runs_dirs() -> list[str]:
 
 def _key_configured(config) -> bool:
     """A W&B API key in WANDB_API_KEY or netrc (never read beyond "is there one")."""
-    from .sources.cloud import configured_key
+    from .sources.cloud.source import configured_key
 
     return configured_key(config.base_url) is not None
 
@@ -70,12 +70,12 @@ class App:
 
     def _make_runs(self):
         if self.config.source == "cloud":
-            from .sources.cloud import CloudRunSource
+            from .sources.cloud.source import CloudRunSource
 
             c = self.config
             return CloudRunSource(entity=c.entity, project=c.project, base_url=c.base_url, cache_dir=c.cache_dir,
                                   timeout=c.timeout)
-        from .sources.local import LocalRunSource
+        from .sources.local.source import LocalRunSource
 
         return LocalRunSource(self.config.runs_dirs, self.config.cache_dir)
 
@@ -83,13 +83,13 @@ class App:
         """Weave traces: the local store given by --traces-db / $WANDB_LENS_TRACES_DB, else W&B cloud
         when the configured source is "cloud"."""
         from .errors import LensError
-        from .sources.traces import LocalTraceSource
+        from .sources.weave.source import LocalTraceSource
 
         path = self.config.traces_db or os.environ.get("WANDB_LENS_TRACES_DB")
         if path:
             return LocalTraceSource(path)
         if getattr(self.config, "source", None) == "cloud":
-            from .sources.trace_http import CloudTraceSource
+            from .sources.weave.http import CloudTraceSource
 
             return CloudTraceSource(getattr(self.config, "entity", None), getattr(self.config, "project", None))
         raise LensError("No Weave trace source: start the server with --traces-db PATH (a store written by "

@@ -6,7 +6,7 @@
     client.finish(); close_local(client)
 
 weave 0.54 ships no local trace server; `LocalTraceServer` implements the trace-server methods
-the client calls over the store in `sources/trace_store.py`. `wandb-lens serve --traces-db`
+the client calls over the store in `sources/weave/store.py`. `wandb-lens serve --traces-db`
 reads the same file. This module imports weave (~1.7 s): never import it from the server.
 """
 
@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from .sources import trace_query as tq
-from .sources.trace_refs import RefResolver
-from .sources.trace_store import TraceStore, now_iso
+from .sources.weave import query as tq
+from .sources.weave.refs import RefResolver
+from .sources.weave.store import TraceStore, now_iso
 
 LOCAL_ENTITY = "local"
 

@@ -155,7 +155,7 @@ def _short_repr(value, limit: int = 60) -> str:
 
 
 def _request_key_var():
-    from ..sources.cloud import request_key
+    from ..sources.cloud.source import request_key
 
     return request_key
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..analysis import evals as ev
 from ..errors import LensError
-from ..sources.trace_refs import is_ref, parse_ref, short_ref
-from ..sources.traces import EVALUATE_OP, PREDICT_OP, op_ref, resolve_project
+from ..sources.weave.refs import is_ref, parse_ref, short_ref
+from ..sources.weave.source import EVALUATE_OP, PREDICT_OP, op_ref, resolve_project
 
 ROW_CAP = 2000  # rows read per evaluation when every row is needed (compare_evals)
 _REL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -11,7 +11,7 @@ from typing import Any
 from ..analysis import evals as ev
 from ..compact import rnd
 from ..errors import LensError
-from ..sources.traces import EVALUATE_OP, PREDICT_OP, op_ref, resolve_project
+from ..sources.weave.source import EVALUATE_OP, PREDICT_OP, op_ref, resolve_project
 from . import _base
 from ._weave import and_query, eval_objects, label, minute, model_name, rows_filter, since_query, status_is
 

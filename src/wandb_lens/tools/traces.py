@@ -6,8 +6,8 @@ from typing import Any
 
 from ..analysis import evals as ev
 from ..errors import LensError, suggest
-from ..sources.trace_refs import is_ref, short_ref
-from ..sources.traces import op_ref, resolve_project
+from ..sources.weave.refs import is_ref, short_ref
+from ..sources.weave.source import op_ref, resolve_project
 from . import _base
 from ._weave import find_call, label, op_short, since_query
 

@@ -21,9 +21,9 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from ..errors import LensError, suggest
-from .base import RunInfo, no_such_run, parse_ref
-from .history import History
+from ...errors import LensError, suggest
+from ..base import RunInfo, no_such_run, parse_ref
+from ..history import History
 from .run_file import RunScan
 
 log = logging.getLogger("wandb_lens.local")
@@ -315,7 +315,7 @@ class LocalRunSource:
 
         from . import run_file
         from .history_decode import decode_history
-        from .history import from_arrow, read_cached, write_cached
+        from ..history import from_arrow, read_cached, write_cached
 
         pq_path = self.cache_dir / "history" / f"{self._cache_name(path)}.parquet"
         base: History | None = None

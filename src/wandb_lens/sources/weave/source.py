@@ -1,7 +1,7 @@
 """Trace sources: what the Weave tools read. A local SQLite store or the W&B trace server (HTTP).
 
 Both speak the trace server's request language (calls filter + `$expr` query, see
-`trace_query.py`) and return calls as the trace server's JSON (dicts, `summary.weave` derived).
+`query.py`) and return calls as the trace server's JSON (dicts, `summary.weave` derived).
 Counting goes through `count` / `status_counts` / `op_counts`, never through pulling calls.
 """
 
@@ -13,8 +13,8 @@ import sqlite3
 import threading
 from typing import Protocol
 
-from ..errors import LensError, suggest
-from . import trace_query as tq
+from ...errors import LensError, suggest
+from . import query as tq
 
 EVALUATE_OP = "Evaluation.evaluate"
 PREDICT_OP = "Evaluation.predict_and_score"
@@ -91,7 +91,7 @@ class LocalTraceSource:
             if not os.path.isfile(self.path):
                 raise LensError(f"No trace store at {self.path}: record evaluations with "
                                 "wandb_lens.weave_local.init_local(project, db_path) or check --traces-db.")
-            from .trace_store import TraceStore
+            from .store import TraceStore
 
             try:
                 store = TraceStore(self.path, readonly=True, timeout=2.0)
@@ -169,7 +169,7 @@ class LocalTraceSource:
 
     def read_refs(self, refs: list[str]) -> list:
         """Each ref's value, or None when it does not resolve."""
-        from .trace_refs import RefResolver
+        from .refs import RefResolver
 
         def go(conn):
             resolver = RefResolver(self._store)

@@ -145,7 +145,7 @@ def where(project_id: str, filter: dict | None, query: dict | None) -> tuple[str
 
 
 def _short(prefix: str) -> str:
-    from .trace_store import op_short_name
+    from .store import op_short_name
 
     return op_short_name(prefix + ":x") or prefix
 

@@ -4,12 +4,12 @@
   The key is the server's (WANDB_API_KEY / netrc) or, in HTTP mode, the request's own
   (`Authorization: Bearer <key>`, see `request_key`). Nothing keyed by the key itself is kept:
   sessions and caches are keyed by a hash of it, and it never appears in an error message.
-- query_runs: filters and order go to the server (cloud_filters); one `runs` page request answers
+- query_runs: filters and order go to the server (filters.py); one `runs` page request answers
   `limit <= 50` and carries the total (`runCount`) in the same response.
 - get_run: one `run` request (config, summary, history keys index) each call, so a deleted or
   changed run is seen at once.
-- history: exact, per key, outer-joined on the step (cloud_history); finished runs' history is
-  cached on disk (cloud_cache), so asking again does not go back to the network.
+- history: exact, per key, outer-joined on the step (history.py); finished runs' history is
+  cached on disk (cache.py), so asking again does not go back to the network.
 - Every call is bounded: wandb-core retries a failing request at most RETRIES times and gives up
   after `timeout` seconds; each call also runs under a deadline here, so a down or slow W&B is a
   clear tool error, never a hang.
@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LensError, suggest
-from . import cloud_history as CH
-from .base import RunInfo, no_such_run, parse_ref
-from .cloud_cache import HistoryCache, user_namespace
-from .cloud_errors import RETRIES, scrub, explain
-from .cloud_filters import to_wandb_filters, to_wandb_order
-from .cloud_meta import index_answer, kind_of, metric_defs, parse_time
-from .history import HISTOGRAM, NUMERIC, History
+from ...errors import LensError, suggest
+from . import history as CH
+from ..base import RunInfo, no_such_run, parse_ref
+from .cache import HistoryCache, user_namespace
+from .errors import RETRIES, scrub, explain
+from .filters import to_wandb_filters, to_wandb_order
+from .meta import index_answer, kind_of, metric_defs, parse_time
+from ..history import HISTOGRAM, NUMERIC, History
 
 log = logging.getLogger("wandb_lens.cloud")
 
@@ -83,7 +83,7 @@ class CloudRunSource:
     def __init__(self, entity: str | None = None, project: str | None = None, base_url: str | None = None,
                  api_key: str | None = None, cache_dir: str | os.PathLike | None = None,
                  timeout: float | None = None, cache_max_bytes: int | None = None):
-        from .local import default_cache_dir
+        from ..local.source import default_cache_dir
 
         self.entity = entity or os.environ.get("WANDB_ENTITY") or None
         self.project = project or os.environ.get("WANDB_PROJECT") or None

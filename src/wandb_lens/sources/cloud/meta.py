@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .history import HISTOGRAM, MEDIA, NUMERIC, TEXT
+from ..history import HISTOGRAM, MEDIA, NUMERIC, TEXT
 
 
 def parse_time(text) -> float | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .history import HISTOGRAM, MEDIA, NUMERIC, TEXT, Column, History
+from ..history import HISTOGRAM, MEDIA, NUMERIC, TEXT, Column, History
 
 
 def decode_history(records: list[bytes]) -> History:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .history import HISTOGRAM, MEDIA, NUMERIC, TEXT, Column, History
+from ..history import HISTOGRAM, MEDIA, NUMERIC, TEXT, Column, History
 
 log = logging.getLogger("wandb_lens.cloud")
 

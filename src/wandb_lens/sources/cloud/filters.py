@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import LensError
+from ...errors import LensError
 
 _TOP = {
     "id": "name", "name": "display_name", "display_name": "display_name", "displayName": "display_name",

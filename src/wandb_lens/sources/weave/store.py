@@ -3,7 +3,7 @@
 The write path (`call_start`, `call_end`, `obj_create`, ...) takes the trace server's request
 dicts, the same ones weave's client sends over HTTP, and stores them the way the W&B trace
 server does; `wandb_lens.weave_local` puts weave's `WeaveClient` on top of it. The server side
-(`trace_query.py`) reads the same file. No weave import here: digests are computed by the caller
+(`query.py`) reads the same file. No weave import here: digests are computed by the caller
 (weave's own digest functions) and passed in.
 
 Beside the raw JSON, each call row keeps a few derived columns so that counting queries stay

@@ -14,8 +14,8 @@ import json
 import logging
 import os
 
-from ..errors import LensError
-from .cloud import configured_key
+from ...errors import LensError
+from ..cloud.source import configured_key
 
 log = logging.getLogger("wandb_lens.trace_http")
 DEFAULT_URL = "https://trace.wandb.ai"
@@ -59,7 +59,7 @@ class CloudTraceSource:
         return self._client
 
     def _current_key(self) -> str | None:
-        from .cloud import request_key
+        from ..cloud.source import request_key
 
         return request_key.get() or self._key
 

@@ -18,7 +18,7 @@ import os
 import threading
 from pathlib import Path
 
-from .history import History, from_arrow, read_cached, write_cached
+from ..history import History, from_arrow, read_cached, write_cached
 
 log = logging.getLogger("wandb_lens.cloud")
 VERSION = 1

@@ -45,3 +45,18 @@ def test_schemas_carry_no_noise():
     for tool in pinned["tools"]:
         assert tool["annotations"]["readOnlyHint"] is True, tool["name"]
         assert 20 <= len(tool["description"]) <= 400, tool["name"]
+
+
+def test_every_parameter_has_a_short_description():
+    """Agents read the schema: each parameter of each tool says what it takes (tools/params.py)."""
+    pinned = json.loads(snap.SNAPSHOT.read_text())
+    missing, long = [], []
+    for tool in pinned["tools"]:
+        for name, prop in tool["inputSchema"].get("properties", {}).items():
+            text = prop.get("description", "")
+            if not text:
+                missing.append(f"{tool['name']}.{name}")
+            elif len(text) > 80:
+                long.append(f"{tool['name']}.{name} ({len(text)} chars)")
+    assert not missing, f"parameters without a description (add them to tools/params.py): {missing}"
+    assert not long, f"parameter descriptions over 80 characters: {long}"

@@ -6,6 +6,11 @@ with `reporting(fn)`: the tool layer does that when the request carried a progre
 each report into an MCP `notifications/progress`. Reports are rate-limited here (at most a few a
 second, the last one always kept), so callers may report as often as is convenient.
 
+`report()` is also the cancellation point of long work: the tool layer installs a `check` that
+raises the call's cancellation (the client sent notifications/cancelled) in the worker thread, so a
+cancelled decode or scan stops at its next report instead of running to the end. Call `report()`
+at least every few hundred milliseconds of work, even without a progressToken (it costs little).
+
 The reporter lives in a context variable: worker threads started with `contextvars.copy_context()`
 (anyio's `to_thread.run_sync` does this) see the reporter of the call that started them.
 """
@@ -27,22 +32,38 @@ _current: contextvars.ContextVar[_Limited | None] = contextvars.ContextVar("wand
 
 class _Limited:
     """Wraps a reporter: drops reports closer than MIN_INTERVAL_S to the previous one, except the
-    final one (done == total), and never lets `done` go backwards (MCP requires it to increase)."""
+    final one of a stage (done == total), and sends a `done` that never goes backwards (MCP requires
+    progress to increase). Work in stages (an index scan of N runs, then a decode of M bytes) is
+    chained: a report whose total differs from the previous one, or whose done went back, starts a
+    new stage that counts on from where the last one ended (total: that offset + the stage's total)."""
 
-    def __init__(self, fn: Reporter):
+    def __init__(self, fn: Reporter | None, check: Callable[[], None] | None = None):
         self.fn = fn
+        self.check = check
         self.last_t = 0.0
-        self.last_done = -1.0
+        self.sent = -1.0  # last progress value sent
+        self.base = 0.0  # where the current stage starts
+        self.stage_total: float | None = None
+        self.stage_done = -1.0
         self.lock = threading.Lock()
 
     def __call__(self, done: float, total: float | None, message: str) -> None:
+        if self.check is not None:
+            self.check()  # may raise the call's cancellation: not caught below
+        if self.fn is None:
+            return
         now = time.monotonic()
-        with self.lock:
+        with self.lock:  # held while sending, so concurrent reporters' notifications leave in order
+            if total != self.stage_total or done < self.stage_done:
+                self.base = max(self.sent, 0.0)
+                self.stage_total = total
+            self.stage_done = done
+            value = self.base + done
             final = total is not None and done >= total
-            if done <= self.last_done or (not final and now - self.last_t < MIN_INTERVAL_S):
+            if value <= self.sent or (not final and now - self.last_t < MIN_INTERVAL_S):
                 return
-            self.last_t, self.last_done = now, done
-        self.fn(done, total, message)
+            self.last_t, self.sent = now, value
+            self.fn(value, None if total is None else self.base + total, message)
 
 
 def report(done: float, total: float | None = None, message: str = "") -> None:
@@ -57,13 +78,15 @@ def report(done: float, total: float | None = None, message: str = "") -> None:
 
 def active() -> bool:
     """True when someone is listening (skip building costly messages otherwise)."""
-    return _current.get() is not None
+    limited = _current.get()
+    return limited is not None and limited.fn is not None
 
 
 @contextlib.contextmanager
-def reporting(fn: Reporter | None) -> Iterator[None]:
-    """Install `fn` as the reporter for the work done inside the block (None: nothing is reported)."""
-    token = _current.set(_Limited(fn) if fn is not None else None)
+def reporting(fn: Reporter | None, check: Callable[[], None] | None = None) -> Iterator[None]:
+    """Install `fn` as the reporter for the work done inside the block (None: nothing is reported);
+    `check` runs at every report (rate limit or not) and may raise to stop the work."""
+    token = _current.set(_Limited(fn, check) if fn is not None or check is not None else None)
     try:
         yield
     finally:

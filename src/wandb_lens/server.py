@@ -18,7 +18,7 @@ INSTRUCTIONS = (
 
 
 def build_server(config: AppConfig | None = None, app: App | None = None) -> MCPServer:
-    from .tools import _base, diagnostics, evals, plots, runs
+    from .tools import diagnostics, evals, plots, runs
 
     app = app or App(config)
     server = MCPServer("wandb-lens", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
@@ -29,5 +29,4 @@ def build_server(config: AppConfig | None = None, app: App | None = None) -> MCP
     plots.register(server, app)
     resources.register(server, app)
     prompts.register(server, app)
-    _base.tidy_schemas(server)
     return server

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
 import logging
 from collections.abc import Callable
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -14,8 +19,10 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import ToolAnnotations
 from pydantic import ValidationError
 
+from .. import progress
 from ..compact import dumps
 from ..errors import LensError, close_matches
+from . import params as param_docs
 
 log = logging.getLogger("wandb_lens.tools")
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
@@ -34,8 +41,8 @@ def add(server, fn: Callable, description: str, name: str | None = None) -> None
             raise ToolError(_scrub(str(exc))) from None
         except ToolError:
             raise
-        except (KeyboardInterrupt, SystemExit, GeneratorExit):
-            raise
+        except (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError):
+            raise  # CancelledError: the client cancelled the call (raised by progress.report's check)
         except BaseException as exc:  # a bug or unreadable data: say what, keep serving. BaseException:
             # a panic in a Rust extension (pyo3's PanicException) escaped `except Exception` and ended
             # the whole session, not just this call
@@ -50,13 +57,35 @@ def add(server, fn: Callable, description: str, name: str | None = None) -> None
         return result
 
     # the SDK passes the request Context to a parameter annotated with it: HTTP headers live there
-    sig = inspect.signature(fn)
+    sig = inspect.signature(fn, eval_str=True)  # evaluated in fn's module (Annotated[..., Field(...)] works)
     extra = inspect.Parameter("lens_ctx", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Context)
     run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), extra])
-    run.__annotations__ = {**getattr(fn, "__annotations__", {}), "lens_ctx": Context}
+    run.__annotations__ = {**{p.name: p.annotation for p in sig.parameters.values()}, "lens_ctx": Context}
     tool = LensTool.from_function(run, name=tool_name, description=description, annotations=READ_ONLY,
                                   structured_output=False)
-    server._tool_manager._tools[tool_name] = tool  # the SDK's Tool, with the argument checks below
+    tool.parameters = describe_params(tool_name, _tidy(tool.parameters))
+    _install(server, tool)
+
+
+def _install(server, tool: Tool) -> None:
+    """The one place that reaches into the SDK's tool table. MCPServer has no public way to register a
+    ready Tool object: `add_tool` builds a plain Tool from a function (losing LensTool's argument checks)
+    and the `tools=` constructor argument needs every tool before the server exists (resources and
+    prompts register on the server). tests/test_mcp_ecosystem.py checks that LensTool is what runs."""
+    manager = server._tool_manager
+    if manager.get_tool(tool.name) is not None:
+        raise ValueError(f"tool {tool.name!r} registered twice")
+    manager._tools[tool.name] = tool
+
+
+def describe_params(tool: str, schema: dict) -> dict:
+    """Give each top-level parameter its short description (tools/params.py) unless it has one."""
+    for name, prop in (schema.get("properties") or {}).items():
+        if isinstance(prop, dict) and "description" not in prop:
+            text = param_docs.describe(tool, name)
+            if text:
+                schema["properties"][name] = {"description": text, **prop}
+    return schema
 
 
 class LensTool(Tool):
@@ -67,7 +96,8 @@ class LensTool(Tool):
     async def run(self, arguments, context, convert_result: bool = False):
         check_arguments(self.name, self.parameters, arguments)
         try:
-            return await super().run(arguments, context, convert_result=convert_result)
+            with progress.reporting(_progress_sender(context), check=_check_cancelled):
+                return await super().run(arguments, context, convert_result=convert_result)
         except UnexpectedToolError:
             raise
         except ToolError as exc:
@@ -75,6 +105,33 @@ class LensTool(Tool):
                 msg = validation_message(self.name, self.parameters, exc.__cause__)
                 raise ToolError(f"Error executing tool {self.name}: {msg}") from exc.__cause__
             raise
+
+
+def _progress_sender(context):
+    """A reporter that sends notifications/progress for this call (the SDK drops them when the
+    request carried no progressToken; the in-memory client passes its callback without one, so the
+    token is not checked here; reports are rate-limited, so the hop costs little). Tools run on worker
+    threads (and may fan out to more threads): the reporter hops to the event loop with this loop's
+    token and waits until the notification is handed to the transport, so they leave in order."""
+    try:
+        context.request_context  # noqa: B018  (raises outside a request: in-process calls)
+    except ValueError:
+        return None
+    loop = anyio.lowlevel.current_token()
+
+    def send(done: float, total: float | None, message: str) -> None:
+        anyio.from_thread.run(context.report_progress, done, total, message or None, token=loop)
+
+    return send
+
+
+def _check_cancelled() -> None:
+    """Raise the cancellation of the tool call (the client's notifications/cancelled) in the worker
+    thread running it; a no-op on threads anyio did not start (they cannot see the call's scope)."""
+    try:
+        anyio.from_thread.check_cancelled()
+    except anyio.NoEventLoopError:
+        pass
 
 
 def _takes(tool: str, params: dict) -> str:
@@ -194,12 +251,6 @@ def _scrub(text: str) -> str:
     """Never echo the request's key, whatever the message."""
     key = _request_key_var().get()
     return text.replace(key, "***") if key and len(key) >= 8 else text
-
-
-def tidy_schemas(server) -> None:
-    """Drop pydantic's noise (titles, `default: null`) from every input schema."""
-    for tool in server._tool_manager.list_tools():
-        tool.parameters = _tidy(tool.parameters)
 
 
 def _tidy(node):

@@ -37,6 +37,7 @@ class RunInfo:
     environment: dict = field(default_factory=dict)
     location: str = ""  # where the run lives (a folder name for local runs)
     exit_code: int | None = None
+    path: str = field(default="", repr=False)  # local runs: the log it was read from (internal, never shown)
 
     @property
     def ref(self) -> str:

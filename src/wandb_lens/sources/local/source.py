@@ -24,6 +24,7 @@ from pathlib import Path
 from ...errors import LensError, suggest
 from ..base import RunInfo, no_such_run, parse_ref
 from ..history import History
+from ..safe_open import UnsafeFile, check_regular, open_regular, read_head
 from .run_file import RunScan
 
 log = logging.getLogger("wandb_lens.local")
@@ -73,7 +74,7 @@ def _wandb_file(folder: Path) -> Path | None:
 _PID_LINE = re.compile(rb"Configure stats pid to (\d+)")
 
 
-def _writer_alive(folder: Path, scan: RunScan) -> bool | None:
+def _writer_alive(folder: Path, scan: RunScan, roots=None) -> bool | None:
     """Is the process that wrote this run still alive? None when it cannot be told.
 
     wandb's `logs/debug.log` names the user process's pid; it is checked only for runs written
@@ -82,8 +83,7 @@ def _writer_alive(folder: Path, scan: RunScan) -> bool | None:
     if scan.host and scan.host != socket.gethostname():
         return None
     try:
-        with open(folder / "logs" / "debug.log", "rb") as fh:
-            head = fh.read(8192)
+        head = read_head(folder / "logs" / "debug.log", 8192, roots)
     except OSError:
         return None
     m = _PID_LINE.search(head)
@@ -108,7 +108,7 @@ def _writer_alive(folder: Path, scan: RunScan) -> bool | None:
     return True
 
 
-def _state(scan: RunScan, mtime: float, folder: Path | None = None) -> str:
+def _state(scan: RunScan, mtime: float, folder: Path | None = None, roots=None) -> str:
     """finished / failed from the exit record; crashed / running when the writer vanished.
 
     wandb-core writes an exit record (code 0) even when the user process was killed; only a run
@@ -118,7 +118,7 @@ def _state(scan: RunScan, mtime: float, folder: Path | None = None) -> str:
         return "finished" if scan.exit_code == 0 else "failed"
     if scan.exit_code is not None:
         return "crashed"
-    alive = _writer_alive(folder, scan) if folder is not None else None
+    alive = _writer_alive(folder, scan, roots) if folder is not None else None
     if alive is not None:
         return "running" if alive else "crashed"
     return "running" if time.time() - mtime < RUNNING_WINDOW_S and not scan.damage else "crashed"
@@ -204,12 +204,17 @@ class LocalRunSource:
         return hashlib.sha1(str(path).encode()).hexdigest()[:20]
 
     def _info(self, path: Path) -> RunInfo | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        scan = self._scan(path, st)
         folder = path.parent.name
+        try:
+            st = check_regular(path, self.roots)  # also on a cache hit: the path may now lead elsewhere
+            scan = self._scan(path, st)
+        except UnsafeFile as exc:  # a FIFO, directory or escaping symlink named like a run log
+            if exc.reason == "no longer exists":
+                return None
+            return RunInfo(
+                id=path.stem[4:], project="(unreadable)", name=folder, state="crashed",
+                damage=[f"{path.name}: {exc.reason}"], location=folder,
+            )
         if scan is None:
             return RunInfo(
                 id=path.stem[4:], project="(unreadable)", name=folder, state="crashed",
@@ -223,18 +228,16 @@ class LocalRunSource:
             id=scan.run_id or path.stem[4:], project=scan.project or "uncategorized", entity=scan.entity,
             name=scan.name or scan.run_id, group=scan.group, job_type=scan.job_type, tags=list(scan.tags),
             notes=scan.notes, host=scan.host, created_at=scan.start_time, runtime_s=runtime,
-            state=_state(scan, st.st_mtime, path.parent), config=scan.config, summary=summary, metrics=scan.metrics,
+            state=_state(scan, st.st_mtime, path.parent, self.roots), config=scan.config, summary=summary, metrics=scan.metrics,
             history_rows=scan.history_rows, last_step=scan.last_step, damage=list(scan.damage),
             truncated=scan.truncated, wandb_version=scan.wandb_version, environment=scan.environment,
-            location=folder, exit_code=scan.exit_code,
+            location=folder, exit_code=scan.exit_code, path=str(path),
         )
 
     def _read(self, path: Path):
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size == 0:
-                return b""
-            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        """The whole log (mmap): a regular file whose resolved path is inside a root, or UnsafeFile."""
+        with open_regular(path, self.roots) as f:
+            return f.map()
 
     def _scan(self, path: Path, st: os.stat_result) -> RunScan | None:
         """Metadata and summary, from memory, the disk index, or a pass over the new bytes."""
@@ -284,20 +287,28 @@ class LocalRunSource:
         with self._lock:
             file_lock = self._history_locks.setdefault(key, threading.Lock())
         with file_lock:
-            st = path.stat()
-            with self._lock:
-                mem = self._histories.get(key)
-                if mem and mem[0] == st.st_size and mem[1] == st.st_mtime_ns:
-                    self._histories.move_to_end(key)
-                    return mem[2]
-            hist = self._load_history(path, st, mem)
-            with self._lock:
-                self._histories[key] = (st.st_size, st.st_mtime_ns, hist)
-                while len(self._histories) > 8:
-                    self._histories.popitem(last=False)
-            return hist
+            try:
+                return self._history_locked(path, key)
+            except UnsafeFile as exc:  # swapped for a FIFO, a directory or an escaping symlink
+                raise LensError(f"Run {run.ref} cannot be read: {path.name}: {exc.reason}.") from None
+
+    def _history_locked(self, path: Path, key: str) -> History:
+        st = check_regular(path, self.roots)
+        with self._lock:
+            mem = self._histories.get(key)
+            if mem and mem[0] == st.st_size and mem[1] == st.st_mtime_ns:
+                self._histories.move_to_end(key)
+                return mem[2]
+        hist = self._load_history(path, st, mem)
+        with self._lock:
+            self._histories[key] = (st.st_size, st.st_mtime_ns, hist)
+            while len(self._histories) > 8:
+                self._histories.popitem(last=False)
+        return hist
 
     def _path_of(self, run: RunInfo) -> Path:
+        if run.path:  # the very file the run's metadata came from: never another folder's log
+            return Path(run.path)
         for root in self.roots:
             for folder in (root / run.location, root / "wandb" / run.location):
                 path = folder / f"run-{run.id}.wandb"

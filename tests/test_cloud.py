@@ -92,6 +92,18 @@ def test_query_runs_parity(lens, ask, fake, query):
     assert fake.counts["Runs"] == 1 and sum(fake.counts.values()) == 1  # one page request, total included
 
 
+def test_query_runs_role_order_resolved_per_run(lens, ask, fake):
+    """summary.val is each run's own key: the server applies the plain filters, the role is resolved here."""
+    query = dict(filters={"state": "finished", "summary.val": {"$lt": 1}}, order="+summary.val")
+    remote = ask("query_runs", project="lens-demo", **query)
+    local = lens("query_runs", project="lens-demo", **query)
+    assert not remote.is_error, remote.text
+    assert _no_damage(remote.json) == _no_damage(local.json)
+    assert [r["name"] for r in remote.json["runs"]] == ["custom-step-axis", "baseline-cosine", "still-improving"]
+    assert dict(fake.counts) == {"Runs": 1}
+    assert json.loads(fake.log[0][1]["filters"]) == {"state": "finished"}
+
+
 def test_query_runs_limit_20_is_one_request(ask, fake):
     out = ask("query_runs", limit=20).json
     assert out["total"] == 8 and out["returned"] == 8

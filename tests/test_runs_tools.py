@@ -150,3 +150,25 @@ def test_bad_query_arguments_are_clear_errors(lens):
     assert r.is_error and "Invalid run reference" in r.text
     # the server keeps answering after errors
     assert not lens("list_projects").is_error
+
+
+def test_query_runs_order_and_filter_by_role(lens):
+    """summary.val resolves per run to its own key (val/loss, val_loss, eval/loss): one true order."""
+    out = lens("query_runs", order="+summary.val").json
+    rows = [r for r in out["runs"] if "val" in r.get("summary", {})]
+    keys = {r["name"]: r["role_keys"]["val"] for r in rows}
+    assert keys["custom-step-axis"] == "eval/loss" and keys["baseline-cosine"] == "val/loss"
+    assert keys["overfit-wide-model"] == "val_loss"
+    values = [r["summary"]["val"] for r in rows]
+    finite = [v for v in values if isinstance(v, float)]
+    assert finite == sorted(finite) and len(finite) >= 5
+    # eval/loss (0.083) sorts among val/loss runs by value, not last
+    assert [r["name"] for r in rows][:2] == ["custom-step-axis", "baseline-cosine"]
+    assert out["runs"][-1]["name"] == "killed-mid-run"  # logs no validation key: last
+    assert "val/loss" not in out["columns"]["summary"]  # the role column already shows it
+    out = lens("query_runs", filters={"summary.val": {"$lt": 0.2}}, order="-summary.val").json
+    assert [r["name"] for r in out["runs"]] == ["still-improving", "baseline-cosine", "custom-step-axis"]
+    out = lens("query_runs", filters={"summary.val": {"$gt": 1}, "state": "finished"}).json
+    assert sorted(r["name"] for r in out["runs"]) == ["overfit-wide-model", "plateau-tiny-lr", "spiky-bad-batches"]
+    out = lens("query_runs", filters={"summary_metrics.train": {"$exists": True}}, metrics=["train"]).json
+    assert {r["role_keys"]["train"] for r in out["runs"]} >= {"train/loss", "loss", "train_loss"}

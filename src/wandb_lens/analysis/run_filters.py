@@ -4,6 +4,11 @@ A run is matched as a document: {"id", "name", "state", "group", "job_type", "ta
 "created_at", "config": {...}, "summary_metrics": {...}}. Field paths: `state`, `tags`,
 `group`, `config.<key>` (`config.<key>.value` accepted too), `summary_metrics.<key>` or
 `summary.<key>`; nested keys by dots, and keys that themselves hold a `/` or `.` as logged.
+
+A role instead of a summary key (`summary.val`, `summary.train`, `summary.lr`, ... the roles of
+analysis/keys.py) is resolved per run to that run's own key (`val/loss` in one run, `eval_loss` in
+another), so runs that name the same quantity differently filter and sort together. A key the run
+really logs under that name (a summary key `val`) wins over the role.
 """
 
 from __future__ import annotations
@@ -40,14 +45,61 @@ def _aliases(field: str) -> list[str]:
     return [field]
 
 
+def role_names() -> tuple[str, ...]:
+    from .keys import find_keys
+
+    return tuple(find_keys(()))
+
+
+def summary_roles(summary: dict) -> dict[str, str]:
+    """role -> the run's own summary key for it, among its numeric summary keys."""
+    from .flatten import flatten
+    from .keys import find_keys
+
+    numeric = [k for k, v in flatten(summary or {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("_")]
+    return {role: key for role, key in find_keys(numeric).items() if key}
+
+
+def role_field(field: str) -> str | None:
+    """The role a field names (`summary.val` -> 'val'), or None for a plain field."""
+    path = _aliases(field)[0] if isinstance(field, str) else ""
+    head, _, rest = path.partition(".")
+    return rest if head == "summary" and rest in role_names() else None
+
+
 def lookup(doc: dict, field: str) -> Any:
-    """The value at a dotted path; a key that contains dots itself is tried whole first."""
+    """The value at a dotted path; a key that contains dots itself is tried whole first. A summary
+    role (`summary.val`) the run does not log under that name reads the run's own key for it."""
     path = _aliases(field)[0]
     head, _, rest = path.partition(".")
     node = doc.get(head, _MISSING)
     if not rest:
         return node
-    return _walk(node, rest, head == "config")
+    found = _walk(node, rest, head == "config")
+    if found is _MISSING and head == "summary" and rest in role_names():
+        if "_role_keys" not in doc:
+            doc["_role_keys"] = summary_roles(node if isinstance(node, dict) else {})
+        key = doc["_role_keys"].get(rest)
+        if key is not None:
+            found = _walk(node, key, False)
+    return found
+
+
+def references_role(filters: Any, order: str | None) -> bool:
+    """Whether the filters or the order name a summary role anywhere."""
+    if order and role_field(order.lstrip("+-").strip()):
+        return True
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            return any(walk(v) if k in LOGIC else (isinstance(k, str) and bool(role_field(k)))
+                       for k, v in node.items())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return False
+
+    return walk(filters)
 
 
 def _walk(node: Any, rest: str, is_config: bool) -> Any:

@@ -16,6 +16,7 @@ DEFAULT_SUMMARY_COLS = 4
 DEFAULT_CONFIG_COLS = 4
 MAX_KEYS = 60
 MAX_COLUMNS = 30  # metrics / config_keys asked for by name
+ROLE_SCAN = 1000  # W&B cloud: runs fetched to resolve a summary role (summary.val) per run
 _MAIN_METRIC = re.compile(r"(loss|acc|accuracy|f1|auc|bleu|rouge|perplexity|ppl|score|error|reward|map|iou)", re.I)
 
 
@@ -109,17 +110,26 @@ def register(server, app) -> None:
             rf.parse_order(order)
         except rf.FilterError as exc:
             raise LensError(str(exc)) from None
+        by_role = rf.references_role(filters, order)
         if hasattr(app.runs, "query"):  # the source filters, orders and pages (W&B cloud: server-side)
-            total, page, sample = app.runs.query(project, filters, order, limit, offset)
-            return _rows_answer(page, sample, total, offset, filters, order, metrics, config_keys, notes)
-        runs = app.runs.list_runs()
-        projects = sorted({r.project for r in runs})
-        if project is not None:
-            if project not in projects:
-                from ..errors import suggest
+            if not by_role:
+                total, page, sample = app.runs.query(project, filters, order, limit, offset)
+                return _rows_answer(page, sample, total, offset, filters, order, metrics, config_keys, notes)
+            # a role is resolved per run, which the server cannot do: it applies the role-free top-level
+            # filters, the newest ROLE_SCAN of those runs are matched and ordered here
+            plain = {k: v for k, v in (filters or {}).items() if not rf.references_role({k: v}, None)}
+            scanned, runs, _ = app.runs.query(project, plain, None, ROLE_SCAN, 0)
+            if scanned > len(runs):
+                notes.append(f"roles resolved on the newest {len(runs)} of {scanned} runs")
+        else:
+            runs = app.runs.list_runs()
+            projects = sorted({r.project for r in runs})
+            if project is not None:
+                if project not in projects:
+                    from ..errors import suggest
 
-                raise LensError(suggest("project", project, projects))
-            runs = [r for r in runs if r.project == project]
+                    raise LensError(suggest("project", project, projects))
+                runs = [r for r in runs if r.project == project]
         docs = [(run_doc(r), r) for r in runs]
         try:
             until = rf.deadline()  # one time budget for the whole query's $regex matching
@@ -133,10 +143,18 @@ def register(server, app) -> None:
         return _rows_answer(page, ordered[:200], len(ordered), offset, filters, order, metrics, config_keys, notes)
 
     def _rows_answer(page, sample, total, offset, filters, order, metrics, config_keys, notes) -> dict:
+        from ..analysis import run_filters as rf
+
         order_by = order or "-created_at"
         asked = _referenced_fields(filters, order)
         # keys named in the filters or the order are shown by default, up to MAX_COLUMNS of them
-        metric_cols = list(metrics) if metrics else _merge(asked["summary"][:MAX_COLUMNS], _default_metrics(page))
+        roles = set(rf.role_names())
+        defaults = _default_metrics(page)
+        asked_roles = [c for c in asked["summary"] if c in roles]
+        if asked_roles:  # a role column already shows each run's own key for it
+            own = {k for r in page for role, k in rf.summary_roles(r.summary).items() if role in asked_roles}
+            defaults = [k for k in defaults if k not in own]
+        metric_cols = list(metrics) if metrics else _merge(asked["summary"][:MAX_COLUMNS], defaults)
         config_cols = list(config_keys) if config_keys else _merge(asked["config"][:MAX_COLUMNS], _default_config(sample))
         multi = len({r.project for r in page}) > 1
         rows = []
@@ -155,13 +173,25 @@ def register(server, app) -> None:
             cfg = _pick(flatten(r.config), config_cols)
             if cfg:
                 row["config"] = cfg
-            summ = _pick(flatten(r.summary), metric_cols, sig=4)
+            flat = flatten(r.summary)
+            summ = _pick(flat, metric_cols, sig=4)
+            role_cols = [c for c in metric_cols if c in roles and c not in flat]
+            if role_cols:
+                own = rf.summary_roles(r.summary)
+                found = {c: own[c] for c in role_cols if c in own}
+                for col, key in found.items():
+                    summ.update(_pick({col: flat[key]}, [col], sig=4))
+                if found:
+                    row["role_keys"] = found
             if summ:
                 row["summary"] = summ
             if r.damage or r.truncated:
                 row["damaged"] = True
             rows.append(row)
         same = _hoist_common(rows)
+        if any("role_keys" in r for r in rows):
+            notes.append("summary columns named by a role (val, train, ...) hold each run's own key for it "
+                         "(role_keys)")
         out: dict[str, Any] = {
             "total": total, "returned": len(rows), "offset": offset,
             "truncated": offset + len(rows) < total, "order": order_by,
@@ -171,7 +201,8 @@ def register(server, app) -> None:
             out["same_for_all"] = same
         out["runs"] = rows
         if metrics:
-            missing = [m for m in metrics if not any(m in flatten(r.summary) for r in page)]
+            missing = [m for m in metrics if not any(m in flatten(r.summary) or m in rw.get("role_keys", same.get(
+                "role_keys", {})) for r, rw in zip(page, rows))]
             if missing:
                 notes.append("not in any returned run's summary: " + ", ".join(missing[:10]))
         if notes:
@@ -186,7 +217,8 @@ def register(server, app) -> None:
         server, query_runs,
         "Find runs. filters: W&B/MongoDB style, e.g. {\"state\":\"finished\",\"config.lr\":{\"$lt\":0.01},"
         "\"tags\":{\"$in\":[\"x\"]},\"summary.val_loss\":{\"$lt\":1}}; ops $eq $ne $gt $gte $lt $lte $in $nin "
-        "$regex $exists $and $or. order: e.g. \"-summary.val_loss\". metrics / config_keys pick columns "
+        "$regex $exists $and $or. order: e.g. \"-summary.val_loss\". summary.val|train|lr...: each run's own "
+        "key for that role. metrics / config_keys pick columns "
         "(default: main metrics, config keys that differ).",
     )
     _base.add(
@@ -201,7 +233,7 @@ def _hoist_common(rows: list[dict]) -> dict:
     if len(rows) < 3:
         return {}
     same = {}
-    for field in ("state", "group", "tags", "project"):
+    for field in ("state", "group", "tags", "project", "role_keys"):
         values = [json.dumps(r.get(field), sort_keys=True) for r in rows]
         if values[0] != "null" and all(v == values[0] for v in values):
             same[field] = rows[0][field]

@@ -3,8 +3,9 @@
 Finds run folders (`offline-run-*`, `run-*`; never `latest-run`) under the configured roots,
 reads each `run-<id>.wandb` log, and keeps two caches: a small JSON index per run (metadata,
 config, summary) so listing never decodes histories, and the decoded history as parquet. Both
-are keyed by the file's path, size and mtime; a run that is still growing is decoded
-incrementally from the byte where the last pass stopped.
+are keyed by the file's path, size and mtime and checked against the file's content (fingerprint.py:
+a replaced log is read afresh); a run that is still growing is decoded incrementally from the byte
+where the last pass stopped. Logs are opened through `safe_open` (regular files inside the roots).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from ...errors import LensError, suggest
 from ..base import RunInfo, no_such_run, parse_ref
 from ..history import History
 from ..safe_open import UnsafeFile, check_regular, open_regular, read_head
+from .fingerprint import prefix_fingerprint, same_prefix
 from .run_file import RunScan
 
 log = logging.getLogger("wandb_lens.local")
 
 RUNNING_WINDOW_S = 300  # a log without an exit record, written to this recently, is "running"
 MAX_DEPTH = 3
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: with the prefix fingerprint (fingerprint.py)
 
 
 def default_cache_dir() -> Path:
@@ -234,47 +236,47 @@ class LocalRunSource:
             location=folder, exit_code=scan.exit_code, path=str(path),
         )
 
-    def _read(self, path: Path):
-        """The whole log (mmap): a regular file whose resolved path is inside a root, or UnsafeFile."""
-        with open_regular(path, self.roots) as f:
-            return f.map()
-
     def _scan(self, path: Path, st: os.stat_result) -> RunScan | None:
         """Metadata and summary, from memory, the disk index, or a pass over the new bytes."""
         from . import run_file
         from .wandb_file import NotAWandbFile
 
         key = str(path)
-        cached = self._scans.get(key)
+        cached = self._scans.get(key)  # (size, mtime_ns, scan, fingerprint of scan.end_offset bytes)
         if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
             return cached[2]
         index_path = self.cache_dir / "index" / f"{self._cache_name(path)}.json"
-        previous = None
         if cached is None:
             try:
                 doc = json.loads(index_path.read_text())
                 if doc.get("v") == INDEX_VERSION and doc["path"] == key:
-                    cached = (doc["size"], doc["mtime_ns"], RunScan.from_json(doc["scan"]))
+                    cached = (doc["size"], doc["mtime_ns"], RunScan.from_json(doc["scan"]), doc["fp"])
             except (OSError, ValueError, KeyError, TypeError):
                 cached = None
-        if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
-            self._scans[key] = cached
-            return cached[2]
-        if cached and cached[0] < st.st_size and not cached[2].damage:
-            previous = cached[2]  # the log only grows: continue where the last pass stopped
-        data = self._read(path)
-        try:
-            scan, _ = run_file.scan(data, previous=previous)
-        except NotAWandbFile:
-            return None
-        finally:
-            if isinstance(data, mmap.mmap):
-                data.close()
-        self._scans[key] = (st.st_size, st.st_mtime_ns, scan)
+        with open_regular(path, self.roots) as f:
+            st = f.stat
+            if cached and not same_prefix(f, cached[2].end_offset, cached[3]):
+                cached = None  # another file now (replaced, rewritten): never splice onto its scan
+            if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
+                self._scans[key] = cached
+                return cached[2]
+            previous = None
+            if cached and cached[0] < st.st_size and not cached[2].damage:
+                previous = cached[2]  # the same log, grown: continue where the last pass stopped
+            data = f.map()
+            try:
+                scan, _ = run_file.scan(data, previous=previous)
+                fp = prefix_fingerprint(data, scan.end_offset)
+            except NotAWandbFile:
+                return None
+            finally:
+                if isinstance(data, mmap.mmap):
+                    data.close()
+        self._scans[key] = (st.st_size, st.st_mtime_ns, scan, fp)
         _write_atomic(
             index_path,
             json.dumps({"v": INDEX_VERSION, "path": key, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                        "scan": scan.to_json()}, default=_json_default).encode(),
+                        "fp": fp, "scan": scan.to_json()}, default=_json_default).encode(),
         )
         return scan
 
@@ -330,7 +332,6 @@ class LocalRunSource:
 
         pq_path = self.cache_dir / "history" / f"{self._cache_name(path)}.parquet"
         base: History | None = None
-        offset = 0
         meta: dict = {}
         if mem is not None and mem[0] <= st.st_size:
             base, meta = mem[2], getattr(mem[2], "_meta", {})
@@ -340,24 +341,30 @@ class LocalRunSource:
                 table, meta = hit
                 if meta.get("path") == str(path) and meta.get("size", 1 << 62) <= st.st_size:
                     base = from_arrow(table)
-        if base is not None and meta.get("size") == st.st_size and meta.get("mtime_ns") == st.st_mtime_ns:
-            base._meta = meta
-            return base
-        if base is not None and meta.get("end_offset") and not meta.get("damaged"):
-            offset = int(meta["end_offset"])
-        else:
-            base = None
-        data = self._read(path)
-        try:
-            start = RunScan(end_offset=offset) if offset else None
-            scan, records = run_file.scan(data, previous=start, want_history=True, want_summary=False)
-            new = decode_history(records)
-        finally:
-            if isinstance(data, mmap.mmap):
-                data.close()
+        with open_regular(path, self.roots) as f:
+            st = f.stat
+            if base is not None and not same_prefix(f, meta.get("end_offset", -1), meta.get("fp")):
+                base = None  # the cached rows are another file's (replaced by a larger one): start afresh
+            if base is not None and meta.get("size") == st.st_size and meta.get("mtime_ns") == st.st_mtime_ns:
+                base._meta = meta
+                return base
+            offset = 0
+            if base is not None and meta.get("end_offset") and not meta.get("damaged"):
+                offset = int(meta["end_offset"])
+            else:
+                base = None
+            data = f.map()
+            try:
+                start = RunScan(end_offset=offset) if offset else None
+                scan, records = run_file.scan(data, previous=start, want_history=True, want_summary=False)
+                new = decode_history(records)
+                fp = prefix_fingerprint(data, scan.end_offset)
+            finally:
+                if isinstance(data, mmap.mmap):
+                    data.close()
         hist = base.append(new) if base is not None else new
         meta = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "end_offset": scan.end_offset, "damaged": bool(scan.damage)}
+                "end_offset": scan.end_offset, "damaged": bool(scan.damage), "fp": fp}
         hist._meta = meta
         try:
             write_cached(hist, pq_path, b"wandb_lens", meta)

@@ -39,16 +39,19 @@ def test_eval_health_counts_tokens_scores(wlens, weave_db):
     out, rows = _health(wlens)
     assert out["total"] == 3 and out["returned"] == 3 and out["truncated"] is False
     assert out["totals"]["status"] == {"success": 1, "descendant_error": 1, "running": 1}
-    assert out["totals"]["rows"] == 20 and out["totals"]["row_errors"] == 1
+    assert out["totals"]["rows"] == 20 and out["totals"]["rows_failed"] == 1
     calc, guess = rows["calculator-v2"], rows["guesser-v1"]
-    assert (calc["status"], calc["rows"], calc["errors"], calc["err_rate"]) == ("success", 10, 0, 0)
-    assert (guess["status"], guess["rows"], guess["errors"], guess["err_rate"]) == ("descendant_error", 10, 1, 0.1)
+    assert (calc["status"], calc["rows"], calc["failed"], calc["err_rate"]) == ("success", 10, 0, 0)
+    assert (guess["status"], guess["rows"], guess["failed"], guess["err_rate"]) == ("descendant_error", 10, 1, 0.1)
+    assert (guess["failed_model"], guess["failed_scorer"]) == (0, 1)
+    assert out["status_notes"][guess["id"]] == "1 of 10 rows failed (1 in a scorer)"
     for name, row in (("calculator-v2", calc), ("guesser-v1", guess)):
         p, c = _tokens(name)
         assert (row["tok_in"], row["tok_out"], row["tok_total"]) == (p, c, p + c)
         recorded = weave_db["results"][name]
-        assert row["exact_match.correct"] == round(recorded["exact_match"]["correct"]["true_fraction"], 3)
-    assert calc["exact_match.correct"] == 0.9 and guess["exact_match.correct"] == 0.5
+        agg = recorded["exact_match"]["correct"]
+        assert row["exact_match.correct"] == [round(agg["true_fraction"], 3), agg["true_count"]]
+    assert calc["exact_match.correct"] == [0.9, 9] and guess["exact_match.correct"] == [0.5, 5]
     assert out["dataset"].startswith("arith-qa:")
     assert out["scorers"] == ["exact_match", "numeric_format"]
     cols = out["evals"]["cols"]
@@ -71,24 +74,24 @@ def test_eval_health_limit_name_since(wlens):
 def test_eval_results_rows_errors_histogram(wlens):
     _, rows = _health(wlens)
     out = wlens("eval_results", eval_id=rows["guesser-v1"]["id"]).json
-    assert out["rows_total"] == 10 and out["rows_errored"] == 1 and out["rows_passed"] == 5
+    assert out["rows_total"] == 10 and out["rows_failed"] == 1 and out["rows_passed"] == 5
     assert out["returned"] == 10 and out["truncated"] is False
     cols = out["rows"]["cols"]
     table = {r[0]: dict(zip(cols, r)) for r in out["rows"]["rows"]}
     assert sorted(k for k, r in table.items() if r["passed"]) == sorted(dw.GUESSER_RIGHT)
-    assert table["q04"]["error"] == "ValueError: answer 'unknown' is not a number (in numeric_format)"
+    assert table["q04"]["error"] == "ValueError: answer 'unknown' is not a number [scorer numeric_format]"
     assert table["q04"]["exact_match.correct"] is None
     assert table["q01"]["numeric_format.digits"] == 1 and table["q01"]["exact_match.correct"] is True
     p, c = dw._usage("2 + 3", "5")["prompt_tokens"], dw._usage("2 + 3", "5")["completion_tokens"]
     assert table["q01"]["tokens"] == p + c
     assert out["errors"] == [{"type": "ValueError", "line": "answer 'unknown' is not a number",
-                              "where": "numeric_format", "count": 1, "rows": ["q04"]}]
+                              "where": "scorer numeric_format", "count": 1, "rows": ["q04"]}]
     assert out["scorer_aggregates"]["exact_match.correct"] == {"true_fraction": 0.5, "true_count": 5}
     failed = wlens("eval_results", eval_id=rows["guesser-v1"]["id"], only_failed=True).json
     # the row that raised and the rows answered wrong: everything the guesser did not get right
     not_right = sorted({r["id"] for r in dw.DATASET} - dw.GUESSER_RIGHT)
     assert sorted(r[0] for r in failed["rows"]["rows"]) == not_right and failed["truncated"] is False
-    assert failed["rows_not_passed"] == len(not_right) == 5 and failed["rows_errored"] == 1
+    assert failed["rows_not_passed"] == len(not_right) == 5 and failed["rows_failed"] == 1
     few = wlens("eval_results", eval_id=rows["guesser-v1"]["id"], only_failed=True, limit=2).json
     assert few["returned"] == 2 and few["truncated"] is True and few["rows_not_passed"] == 5
     cut = wlens("eval_results", eval_id=rows["calculator-v2"]["id"], limit=3).json
@@ -104,10 +107,10 @@ def test_compare_evals(wlens):
     only = sorted({r["id"] for r in dw.DATASET} - dw.GUESSER_RIGHT - dw.CALCULATOR_WRONG)
     assert out["only_one_solves"] == {"calculator-v2": {"count": 4, "rows": only}}
     q04 = [r for r in out["disagreements"]["rows"] if r["row"] == "q04"][0]
-    assert q04["solved_by"] == ["calculator-v2"] and q04["worst"] == "guesser-v1"
+    assert q04["passes"] == {"calculator-v2": "1/1", "guesser-v1": "0/1"} and q04["worst"] == ["guesser-v1"]
     deltas = out["score_means"]["exact_match.correct"]
     assert deltas["calculator-v2"] == 0.9 and abs(deltas["guesser-v1"] - 5 / 9) < 1e-4
-    assert {e["label"]: (e["failed"], e["solved"]) for e in out["evals"]} == {
+    assert {e["label"]: (e["failed"], e["passed"]) for e in out["evals"]} == {
         "calculator-v2": (0, 9), "guesser-v1": (1, 5)}
 
 

@@ -54,6 +54,11 @@ class LoopbackTraceServer:
                     return 200, {"vals": [self.refs.resolve(r) for r in body["refs"]]}
                 except (KeyError, ValueError, IndexError):
                     return 404, {"detail": "ref not found"}
+            if path == "/obj/read":
+                obj = self.store.obj_read(body["project_id"], body["object_id"], body["digest"])
+                if obj is None:
+                    return 404, {"detail": "Not found"}
+                return 200, {"obj": obj}
             if path == "/objs/query":
                 f = body.get("filter") or {}
                 kind = "op" if f.get("is_op") else "object"

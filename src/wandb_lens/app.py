@@ -36,6 +36,7 @@ class AppConfig:
     project: str | None = None
     timeout: float | None = None  # seconds per W&B request
     base_url: str | None = None  # $WANDB_BASE_URL otherwise
+    eval_idle_minutes: float = 10.0  # a Weave evaluation with no end and no new call for this long: interrupted
 
 
 class App:

@@ -235,6 +235,7 @@ def init_local(project: str, db_path: str, entity: str = LOCAL_ENTITY) -> Any:
     if "/" in project:
         entity, project = project.split("/", 1)
     store = TraceStore(db_path)
+    store.register_writer()
     client = WeaveClient(entity, project, LocalTraceServer(store), ensure_project_exists=True)
     set_weave_client_global(client)
     return client

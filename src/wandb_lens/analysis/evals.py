@@ -186,17 +186,23 @@ def per_scorer(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-def error_histogram(failed: list[dict], examples: int = 3) -> list[dict]:
-    """[{type, line, where, count, rows: [example ids]}] for failed rows, commonest first."""
-    groups: dict[tuple, dict] = {}
+def error_histogram(failed: list[dict], examples: int = 3, groups: int = 8) -> list[dict]:
+    """[{type, line, where, count, rows: [example ids]}] for failed rows, commonest first; at most
+    `groups` groups, the rest summed into one {"other": n rows, "groups": m} entry."""
+    by: dict[tuple, dict] = {}
     for r in failed:
         e = r.get("error") or {}
         key = (e.get("type"), e.get("line"), e.get("where"))
-        g = groups.setdefault(key, {"type": key[0], "line": key[1], "where": key[2], "count": 0, "rows": []})
+        g = by.setdefault(key, {"type": key[0], "line": key[1], "where": key[2], "count": 0, "rows": []})
         g["count"] += 1
         if len(g["rows"]) < examples:
             g["rows"].append(r.get("row"))
-    return sorted(groups.values(), key=lambda g: -g["count"])
+    ranked = sorted(by.values(), key=lambda g: -g["count"])
+    if len(ranked) > groups:
+        rest = ranked[groups - 1:]
+        ranked = ranked[:groups - 1] + [{"other": sum(g["count"] for g in rest), "groups": len(rest),
+                                         "types": sorted({str(g["type"]) for g in rest})[:5]}]
+    return ranked
 
 
 def rate(num: int, den: int) -> float | None:
@@ -213,50 +219,57 @@ def per_success(value: float | None, successes: int) -> float | str | None:
 
 
 def compare(evals: list[dict], max_rows: int = 30) -> dict:
-    """Rows of several evaluations over the same dataset, matched by row key.
+    """Rows of several evaluations over the same dataset, matched by row key, every trial kept.
 
-    `evals`: [{"id", "label", "rows": [{"row", "passed", "scores", "failed"}]}].
+    `evals`: [{"id", "label", "rows": [{"row", "trial", "passed", "scores", "failed"}]}]. A row is
+    matched when every evaluation has it; all its trials count. Solve rate = passed trials / trials
+    of the matched rows (never above 1); per row, `passes` = "k/n" trials passed per evaluation.
     """
     labels = [e["label"] for e in evals]
-    by_row: dict[str, dict[str, dict]] = {}
+    by_row: dict[str, dict[str, list]] = {}
     order: list[str] = []
     for e in evals:
         for r in e["rows"]:
             if r["row"] not in by_row:
                 by_row[r["row"]] = {}
                 order.append(r["row"])
-            by_row[r["row"]].setdefault(e["label"], r)
+            by_row[r["row"]].setdefault(e["label"], []).append(r)
     common = [k for k in order if len(by_row[k]) == len(evals)]
     all_fail, only_one, rows_out = [], Counter(), []
     only_rows: dict[str, list] = {}
     for k in common:
         cells = by_row[k]
-        solved = [lab for lab in labels if cells[lab]["passed"] is True]
-        known = [lab for lab in labels if cells[lab]["passed"] is not None]
+        known = [lab for lab in labels if any(r["passed"] is not None for r in cells[lab])]
+        solved = [lab for lab in known if any(r["passed"] is True for r in cells[lab])]
         if known and not solved:
             all_fail.append(k)
         if len(solved) == 1 and len(evals) > 1:
             only_one[solved[0]] += 1
             only_rows.setdefault(solved[0], []).append(k)
-        scored = {lab: row_score(cells[lab]) for lab in labels}
-        scored = {lab: v for lab, v in scored.items() if v is not None}
-        row: dict[str, Any] = {"row": k, "solved_by": solved, "of": len(known)}
+        scored = {}
+        for lab in labels:
+            vals = [v for v in (row_score(r) for r in cells[lab]) if v is not None]
+            if vals:
+                scored[lab] = sum(vals) / len(vals)
+        passes = {lab: f"{sum(r['passed'] is True for r in cells[lab])}/{len(cells[lab])}" for lab in labels}
+        row: dict[str, Any] = {"row": k, "passes": passes}
         if len(set(scored.values())) > 1:
-            row["best"] = max(scored, key=scored.get)
-            row["worst"] = min(scored, key=scored.get)
-        if 0 < len(solved) < len(known) or "best" in row:
+            top, low = max(scored.values()), min(scored.values())
+            row["best"] = [lab for lab, v in scored.items() if v == top]
+            row["worst"] = [lab for lab, v in scored.items() if v == low]
+        if len(set(passes.values())) > 1 or "best" in row:
             rows_out.append(row)
-    deltas = _score_deltas(evals, labels)
     common_set = set(common)
+    trials = {e["label"]: [r for r in e["rows"] if r["row"] in common_set] for e in evals}
     out: dict[str, Any] = {
         "rows_matched": len(common),
         "rows_unmatched": len(order) - len(common),
-        "solve_rate": {e["label"]: rate(sum(r["passed"] is True for r in e["rows"] if r["row"] in common_set),
-                                        len(common)) for e in evals},
+        "trials_matched": {lab: len(t) for lab, t in trials.items()},
+        "solve_rate": {lab: rate(sum(r["passed"] is True for r in t), len(t)) for lab, t in trials.items()},
         "all_fail": {"count": len(all_fail), "rows": all_fail[:max_rows]},
         "only_one_solves": {lab: {"count": only_one[lab], "rows": only_rows[lab][:max_rows]} for lab in only_one},
         "disagreements": {"total": len(rows_out), "truncated": len(rows_out) > max_rows, "rows": rows_out[:max_rows]},
-        "score_means": deltas,
+        "score_means": _score_deltas(evals, labels),
     }
     return out
 
@@ -273,4 +286,18 @@ def _score_deltas(evals: list[dict], labels: list[str]) -> dict:
         if base in per and len(per) > 1:
             entry["delta_vs_" + base] = {lab: v - per[base] for lab, v in per.items() if lab != base}
         out[k] = entry
+    return out
+
+
+def model_labels(models: list[dict]) -> list[str]:
+    """Labels telling models apart: the class (or op) name, plus the attributes whose values differ
+    among the models of that class: three QAModel(model_name=...) read 'QAModel(model_name=a)' ..."""
+    bases = [str(m.get("op") or m.get("class") or "?") for m in models]
+    out = []
+    for m, b in zip(models, bases):
+        same = [x for x, y in zip(models, bases) if y == b]
+        attrs = m.get("attrs") or {}
+        keys = [k for k in attrs
+                if len({json.dumps((x.get("attrs") or {}).get(k), default=str) for x in same}) > 1]
+        out.append(f"{b}({', '.join(f'{k}={attrs[k]}' for k in keys)})" if keys else b)
     return out

@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+from ..analysis import eval_outcome as eo
 from ..analysis import evals as ev
 from ..errors import LensError
 from ..sources.weave.refs import is_ref, parse_ref, short_ref
@@ -96,6 +97,8 @@ def find_call(app, call_id: str, what: str = "call") -> tuple[str, dict]:
 
 
 def find_eval(app, eval_id: str, allow_running: bool = False) -> tuple[str, dict]:
+    """(project id, evaluate call); a running evaluation is refused unless allowed (an interrupted one
+    is readable: its recorded rows are all there will be)."""
     pid, call = find_call(app, eval_id, "eval_id")
     name = op_short(call.get("op_name"))
     if name != EVALUATE_OP:
@@ -104,12 +107,53 @@ def find_eval(app, eval_id: str, allow_running: bool = False) -> tuple[str, dict
                             f"its evaluation is {call['parent_id']}.")
         raise LensError(f"Call {eval_id} is op {name!r}, not an {EVALUATE_OP} call. "
                         "List evaluations with eval_health.")
-    if not allow_running and ev.call_status(call) == "running":
+    if not allow_running and eval_state(app, pid, call)[0] == "running":
         src = app.traces
         done = src.count(pid, rows_filter(call["id"], pid))
         raise LensError(f"Evaluation {eval_id} ({label(call)}) is still running: {done} rows recorded so far, "
                         "results are incomplete. Watch it with eval_health; ask again when it has finished.")
     return pid, call
+
+
+def eval_state(app, pid: str, call: dict) -> tuple[str, str]:
+    """(status, why) where a call with no end is 'interrupted' when its recording process is gone
+    (local store) or nothing new was recorded in its trace for `eval_idle_minutes`, else 'running'."""
+    status = ev.call_status(call)
+    if status != "running":
+        return status, ""
+    src = app.traces
+    gone = getattr(src, "writer_gone", None)
+    if gone is not None and gone(call.get("started_at")):
+        return "interrupted", "its recording process is gone"
+    idle_min = float(getattr(app.config, "eval_idle_minutes", 10.0))
+    last = src.calls(pid, {"trace_ids": [call.get("trace_id") or call["id"]]}, columns=["id", "started_at", "ended_at"],
+                     sort_by=[{"field": "started_at", "direction": "desc"}], limit=1)
+    times = [parse_time(t) for c in last for t in (c.get("started_at"), c.get("ended_at")) if t]
+    times = [t for t in times if t is not None]
+    if times:
+        idle = (dt.datetime.now(dt.timezone.utc) - max(times)).total_seconds() / 60
+        if idle >= idle_min:
+            return "interrupted", f"nothing recorded for {idle:.0f} min"
+    return "running", ""
+
+
+def parse_time(value) -> dt.datetime | None:
+    try:
+        t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def row_counts(src, pid: str, call: dict) -> dict:
+    """Rows of one evaluation by outcome (analysis.eval_outcome): rows, failed (model / scorer), unfinished."""
+    flt = rows_filter(call["id"], pid)
+    st = src.status_counts(pid, flt)
+    rows = sum(st.values())
+    model = src.count(pid, flt, {"$expr": eo.model_failed_expr()}) if st.get("descendant_error") else 0
+    scorer = st.get("error", 0)
+    return {"rows": rows, "failed": model + scorer, "failed_model": model, "failed_scorer": scorer,
+            "unfinished": st.get("running", 0)}
 
 
 def label(call: dict) -> str:
@@ -135,19 +179,66 @@ def model_name(call: dict) -> str | None:
 
 
 def eval_objects(app, calls: list[dict]) -> dict[str, dict]:
-    """Evaluation object ref -> {"dataset": short name, "scorers": [names]} (one batch read)."""
-    refs = sorted({c["inputs"]["self"] for c in calls if is_ref((c.get("inputs") or {}).get("self"))})
+    """Evaluation object and model refs -> what they hold, in one batch read:
+    Evaluation: {"kind": "evaluation", "name", "dataset" (name:vN or name:digest), "scorers", "trials"};
+    model: {"kind": "model", "class", "attrs" (the published object's scalar fields)} or {"op": name}."""
+    refs = sorted({v for c in calls for k in ("self", "model") if is_ref(v := (c.get("inputs") or {}).get(k))})
     out: dict[str, dict] = {}
     if not refs:
         return out
-    for ref, val in zip(refs, app.traces.read_refs(refs)):
-        if not isinstance(val, dict):
-            continue
-        ds = val.get("dataset")
-        scorers = [_ref_name(s) if is_ref(s) else str(s)[:40] for s in val.get("scorers") or []]
-        out[ref] = {"dataset": short_ref(ds) if is_ref(ds) else None, "scorers": scorers,
-                    "name": val.get("name")}
+    src = app.traces
+    for ref, val in zip(refs, src.read_refs(refs)):
+        kind = _ref_kind(ref)
+        if kind == "op":
+            out[ref] = {"kind": "model", "op": _ref_name(ref)}
+        elif isinstance(val, dict) and val.get("_type") == "Evaluation" or isinstance(val, dict) and "scorers" in val:
+            ds = val.get("dataset")
+            scorers = [_ref_name(s) if is_ref(s) else str(s)[:40] for s in val.get("scorers") or []]
+            trials = val.get("trials")
+            out[ref] = {"kind": "evaluation", "name": val.get("name"), "dataset": _dataset_label(src, ds),
+                        "scorers": scorers, "trials": trials if isinstance(trials, int) and trials > 0 else 1}
+        elif isinstance(val, dict):
+            attrs = {k: (v[:60] if isinstance(v, str) else v) for k, v in val.items()
+                     if not k.startswith("_") and k != "description" and not is_ref(v)
+                     and (isinstance(v, (str, int, float, bool)))}
+            out[ref] = {"kind": "model", "class": str(val.get("_class_name") or val.get("_type") or _ref_name(ref)),
+                        "attrs": attrs}
+        elif kind == "object":
+            out[ref] = {"kind": "model", "class": _ref_name(ref), "attrs": {}}
     return out
+
+
+def _ref_kind(uri: str) -> str | None:
+    try:
+        return parse_ref(uri).kind
+    except ValueError:
+        return None
+
+
+def _dataset_label(src, ds) -> str | None:
+    if not is_ref(ds):
+        return None
+    version = getattr(src, "obj_version", None)
+    n = version(ds) if version else None
+    try:
+        r = parse_ref(ds)
+    except ValueError:
+        return short_ref(ds)
+    return f"{r.name}:v{n}" if isinstance(n, int) else short_ref(ds)
+
+
+def model_of(call: dict, objs: dict) -> dict:
+    """The evaluated model's identity: {"class", "attrs"} for a weave.Model, {"op"} for a function."""
+    m = (call.get("inputs") or {}).get("model")
+    if is_ref(m):
+        return objs.get(m) or ({"op": _ref_name(m)} if _ref_kind(m) == "op" else {"class": _ref_name(m), "attrs": {}})
+    if isinstance(m, dict):
+        return {"class": str(m.get("_class_name") or m.get("name") or "model"), "attrs": {}}
+    return {"op": str(m)} if m else {}
+
+
+def eval_info(call: dict, objs: dict) -> dict:
+    return objs.get((call.get("inputs") or {}).get("self")) or {}
 
 
 def row_key(inputs: dict | None) -> str:
@@ -166,20 +257,25 @@ def row_key(inputs: dict | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:43]
 
 
-def row_labels(app, calls: list[dict]) -> dict[str, str]:
-    """row key -> a short human label: the row's own id field, else a digest of its first values."""
+def row_values(app, calls: list[dict]) -> dict:
+    """row key -> the dataset row's fields (refs resolved in one batch read)."""
     refs = {}
-    plain = {}
+    vals = {}
     for c in calls:
         ex = (c.get("inputs") or {}).get("example")
         key = row_key(c.get("inputs"))
         if is_ref(ex):
             refs.setdefault(key, ex)
         else:
-            plain[key] = ex
-    vals = dict(zip(refs.keys(), app.traces.read_refs(list(refs.values())))) if refs else {}
-    vals.update(plain)
-    return {k: row_text(v, k) for k, v in vals.items()}
+            vals[key] = ex
+    if refs:
+        vals.update(zip(refs.keys(), app.traces.read_refs(list(refs.values()))))
+    return vals
+
+
+def row_labels(app, calls: list[dict]) -> dict[str, str]:
+    """row key -> a short human label: the row's own id field, else its first values."""
+    return {k: row_text(v, k) for k, v in row_values(app, calls).items()}
 
 
 def row_text(val: Any, key: str) -> str:
@@ -192,14 +288,42 @@ def row_text(val: Any, key: str) -> str:
     return key[:8]
 
 
-def row_record(c: dict) -> dict:
-    """One predict_and_score call -> row fields the analysis uses."""
+def row_record(c: dict, kids: list[dict] | None = None) -> dict:
+    """One predict_and_score call -> row fields the analysis uses (outcome per analysis.eval_outcome)."""
     out = c.get("output") if isinstance(c.get("output"), dict) else {}
-    failed = ev.call_status(c) == "error"
+    oc = eo.row_outcome(c, kids, lambda k: op_short(k.get("op_name")))
+    failed = oc["state"] == "failed"
     scores = ev.flatten_scores(out.get("scores") or {})
     return {
-        "row": row_key(c.get("inputs")), "call": c["id"], "failed": failed, "scores": scores,
-        "passed": ev.row_passed(scores, failed), "error": ev.parse_exception(c.get("exception")) if failed else {},
+        "row": row_key(c.get("inputs")), "call": c["id"], "state": oc["state"], "failed": failed,
+        "where": oc["where"], "scores": scores, "started_at": c.get("started_at"), "outcome": oc,
+        "passed": None if oc["state"] == "unfinished" else ev.row_passed(scores, failed),
+        "error": {**oc["error"], "where": oc["where"]} if failed else {},
         "latency_ms": ((c.get("summary") or {}).get("weave") or {}).get("latency_ms"),
         "tokens": ev.tokens(c.get("summary")).get("total"),
     }
+
+
+def errored_children(src, pid: str, calls: list[dict]) -> dict[str, list[dict]]:
+    """parent id -> its direct children that raised, for the rows that look failed (one query per 1000)."""
+    ids = [c["id"] for c in calls if c.get("exception") or (
+        ev.call_status(c) == "descendant_error" and isinstance(c.get("output"), dict)
+        and all(c["output"].get(k) is None for k in eo.OUTPUT_KEYS))]
+    out: dict[str, list[dict]] = {}
+    raised = {"$expr": {"$not": [{"$eq": [{"$getField": "exception"}, {"$literal": None}]}]}}
+    for i in range(0, len(ids), 1000):
+        for k in src.calls(pid, {"parent_ids": ids[i:i + 1000]}, raised,
+                           columns=["id", "parent_id", "op_name", "exception", "started_at"],
+                           sort_by=[{"field": "started_at", "direction": "asc"}]):
+            out.setdefault(k.get("parent_id"), []).append(k)
+    return out
+
+
+def records(src, pid: str, calls: list[dict]) -> list[dict]:
+    """Row records with their outcome and trial number (order of start among a row's repeats)."""
+    kids = errored_children(src, pid, calls)
+    recs = [row_record(c, kids.get(c["id"])) for c in calls]
+    seen: dict[str, int] = {}
+    for r in sorted(recs, key=lambda r: (r["started_at"] or "", r["call"])):
+        r["trial"] = seen[r["row"]] = seen.get(r["row"], 0) + 1
+    return recs

@@ -1,7 +1,7 @@
 """W&B cloud: the Weave trace server's HTTP API, read only.
 
 Routes used: POST /calls/stream_query (JSON lines), /calls/query_stats (counts), /call/read,
-/refs/read_batch, /objs/query (op names). `WF_TRACE_SERVER_URL` (default W&B's) and the W&B API
+/refs/read_batch, /objs/query (op names), /obj/read (versions). `WF_TRACE_SERVER_URL` (default W&B's) and the W&B API
 key sent as HTTP basic auth `api:<key>`: in HTTP mode the request's own key (`Authorization: Bearer`,
 see sources.cloud.request_key), else `WANDB_API_KEY`, else ~/.netrc. The key never appears in an
 error message or a log line.
@@ -171,6 +171,18 @@ class CloudTraceSource:
     def read_call(self, project_id, call_id) -> dict | None:
         res = self._post("/call/read", {"project_id": project_id, "id": call_id})
         return (res or {}).get("call")
+
+    def obj_version(self, ref: str) -> int | None:
+        """An object ref's version index, from POST /obj/read."""
+        from .refs import parse_ref
+
+        try:
+            r = parse_ref(ref)
+        except ValueError:
+            return None
+        res = self._post("/obj/read", {"project_id": r.project_id, "object_id": r.name, "digest": r.digest})
+        n = ((res or {}).get("obj") or {}).get("version_index")
+        return n if isinstance(n, int) else None
 
     def read_refs(self, refs: list[str]) -> list:
         if not refs:

@@ -89,13 +89,11 @@ class _Expr:
         if op == "$contains":
             inner = self.compile(val["input"])
             literal = self._lit(val["substr"])
-            if not val.get("case_insensitive"):  # SQLite's LIKE ignores ASCII case: instr() does not
-                self.args.append(literal)
-                return f"(instr({inner}, ?) > 0)"
-            # a literal substring: LIKE's own wildcards (% _) and the escape character are escaped
-            sub = literal.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            self.args.append(f"%{sub}%")
-            return f"(LOWER({inner}) LIKE LOWER(?) ESCAPE '\\')"
+            if val.get("case_insensitive"):  # Unicode folding (casefold), not LIKE's ASCII-only one
+                self.args.append(literal.casefold())
+                return f"(instr(casefold({inner}), ?) > 0)"
+            self.args.append(literal)
+            return f"(instr({inner}, ?) > 0)"
         raise QueryError(f"unsupported operator {op!r}")
 
     @staticmethod

@@ -167,6 +167,47 @@ class LocalTraceSource:
         project_id = self._run(go)
         return self.read_call(project_id, call_id) if project_id else None
 
+    def writer_gone(self, started_at) -> bool | None:
+        """Whether the process that recorded a call started at `started_at` is gone: the last writer
+        registered before it (wandb_lens.weave_local notes each) ran on this host and no longer runs.
+        None when unknown (no writer noted, another host)."""
+        import socket
+
+        from .store import parse_time
+
+        t = parse_time(started_at)
+
+        def go(conn):
+            return conn.execute("SELECT key, value FROM meta WHERE key LIKE 'writer:%'").fetchall()
+        best = None
+        for key, since in self._run(go):
+            s = parse_time(since)
+            if t is not None and s is not None and s <= t and (best is None or s > best[1]):
+                best = (key, s)
+        if best is None:
+            return None
+        _, host, pid = best[0].rsplit(":", 2) if best[0].count(":") >= 2 else (None, None, None)
+        if host != socket.gethostname() or not str(pid).isdigit():
+            return None
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, owned by someone else
+            return False
+        return False
+
+    def obj_version(self, ref: str) -> int | None:
+        """An object ref's version index (v0, v1, ...) in the store."""
+        from .refs import parse_ref
+
+        try:
+            r = parse_ref(ref)
+        except ValueError:
+            return None
+        obj = self._run(lambda c: self._store.obj_read(r.project_id, r.name, r.digest))
+        return obj.get("version_index") if obj else None
+
     def read_refs(self, refs: list[str]) -> list:
         """Each ref's value, or None when it does not resolve."""
         from .refs import RefResolver

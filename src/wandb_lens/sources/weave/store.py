@@ -126,6 +126,15 @@ def _dump(v: Any) -> str | None:
     return None if v is None else json.dumps(v, default=str, separators=(",", ":"))
 
 
+def casefold(value) -> str | None:
+    """Unicode case folding for case-insensitive matches (SQLite's LOWER/LIKE fold ASCII only)."""
+    return None if value is None else str(value).casefold()
+
+
+def add_functions(conn: sqlite3.Connection) -> None:
+    conn.create_function("casefold", 1, casefold, deterministic=True)
+
+
 class TraceStore:
     """The SQLite file. Thread-safe: one connection, one lock (weave's client writes from a pool)."""
 
@@ -136,9 +145,11 @@ class TraceStore:
         self._depth = 0
         if readonly:
             self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
+            add_functions(self.conn)
         else:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
+            add_functions(self.conn)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
@@ -148,6 +159,14 @@ class TraceStore:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+    def register_writer(self) -> None:
+        """Note this process as a writer (host, pid, since when): readers tell an evaluation whose
+        recorder was killed ("interrupted") from one still running."""
+        import socket
+
+        self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                   (f"writer:{socket.gethostname()}:{os.getpid()}", now_iso()))
 
     @contextmanager
     def batch(self):

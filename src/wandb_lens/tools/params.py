@@ -49,7 +49,7 @@ PER_TOOL: dict[str, dict[str, str]] = {
         "name": "Substring of evaluation or model name",
     },
     "eval_efficiency": {"project": "Weave project (default: configured)"},
-    "eval_results": {"only_failed": "Only rows that raised or scored false"},
+    "eval_results": {"only_failed": "Only rows that failed or scored false"},
     "trace_stats": {
         "project": "Weave project (default: configured)",
         "op": "Op name, e.g. Evaluation.evaluate",

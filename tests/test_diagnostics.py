@@ -314,7 +314,7 @@ def test_find_keys_common_namings():
 
     assert find_keys(["train/loss", "eval/loss", "train/learning_rate", "train/grad_norm"]) == {
         "train": "train/loss", "val": "eval/loss", "lr": "train/learning_rate", "grad_norm": "train/grad_norm",
-        "accuracy": None, "throughput": None}
+        "accuracy": None, "throughput": None, "return": None}
     f = find_keys(["loss", "validation/loss", "lr-AdamW", "samples_per_sec", "val/acc"])
     assert (f["train"], f["val"], f["lr"], f["throughput"], f["accuracy"]) == (
         "loss", "validation/loss", "lr-AdamW", "samples_per_sec", "val/acc")

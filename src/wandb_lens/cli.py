@@ -120,20 +120,32 @@ def _call(args) -> int:
         return 2
     server = build_server(_config(args))
 
-    async def run():
+    async def run() -> tuple[int, list[str]]:
         from mcp import Client
 
         async with Client(server) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             if args.tool not in names:
                 print(f"Unknown tool {args.tool!r}. Tools: {', '.join(sorted(names))}", file=sys.stderr)
-                return 2
+                return 2, []
             result = await client.call_tool(args.tool, arguments)
-            for block in result.content:
-                if block.type == "text":
-                    print(block.text)
-                else:
-                    print(f"[{block.type} content: {getattr(block, 'mime_type', '')}]")
-            return 1 if result.is_error else 0
+            lines = [block.text if block.type == "text" else f"[{block.type} content: {getattr(block, 'mime_type', '')}]"
+                     for block in result.content]
+            return (1 if result.is_error else 0), lines
 
-    return anyio.run(run)
+    code, lines = anyio.run(run)
+    return _print_lines(lines, code)
+
+
+def _print_lines(lines: list[str], code: int) -> int:
+    """Print the answer; a reader that stopped early (`wandb-lens call ... | head`) ends the command
+    quietly with the status of a process killed by SIGPIPE, not a BrokenPipeError traceback."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+        return 128 + 13
+    return code

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mcp.server import MCPServer
 
 from . import __version__
-from . import prompts, resources
+from . import completions, prompts, resources
 from .app import App, AppConfig
 
 INSTRUCTIONS = (
@@ -29,4 +29,5 @@ def build_server(config: AppConfig | None = None, app: App | None = None) -> MCP
     plots.register(server, app)
     resources.register(server, app)
     prompts.register(server, app)
+    completions.register(server, app)
     return server

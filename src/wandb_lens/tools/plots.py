@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import progress
 from ..compact import dumps
 from ..errors import LensError, suggest
 from . import _base
@@ -50,7 +51,9 @@ def register(server, app) -> None:
         pid = plot_id(tool, args, sig)
         plot = cache.get(pid)
         if plot is None:
+            progress.report(0, 1, f"{tool}: reading history and drawing")
             png, w, h, text = draw()
+            progress.report(1, 1, f"drew {tool}")
             plot = cache.put(Plot(pid, png, text, w, h))
         return plot
 

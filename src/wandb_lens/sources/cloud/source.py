@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import progress
 from ...errors import LensError, suggest
 from . import history as CH
 from ..base import RunInfo, no_such_run, parse_ref
@@ -369,8 +370,18 @@ class CloudRunSource:
             last = run.last_step if run.last_step is not None else -1
             graphql = _graphql(wrun)
 
+            fetched, count_lock = [0], threading.Lock()
+            what = f"history of {run.entity}/{run.project}/{run.id}"
+
             def fetch(key):
-                return key, CH.scan_key(wrun, wrun._service_api, key, last, graphql)
+                out = key, CH.scan_key(wrun, wrun._service_api, key, last, graphql)
+                with count_lock:
+                    fetched[0] += 1
+                    n = fetched[0]
+                progress.report(n, len(missing), f"fetched {what}: {n} of {len(missing)} keys")
+                return out
+
+            progress.report(0, len(missing), f"fetching {what}: {len(missing)} keys")
 
             def go():
                 return dict(_KEY_POOL.map(lambda k: contextvars.copy_context().run(fetch, k), missing))

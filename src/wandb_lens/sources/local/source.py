@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+from ... import progress
 from ...errors import LensError, suggest
 from ..base import RunInfo, no_such_run, parse_ref
 from ..history import History
@@ -170,7 +171,14 @@ class LocalRunSource:
     def list_runs(self, project: str | None = None) -> list[RunInfo]:
         with self._lock:
             files = self._discover()
-        runs = [info for info in map(self._info_once, files) if info is not None]
+        runs = []
+        started = time.monotonic()
+        for i, path in enumerate(files):
+            if time.monotonic() - started > 0.2:  # a cold index (new runs to scan): say how far it got
+                progress.report(i, len(files), f"indexing runs: {i:,} of {len(files):,}")
+            info = self._info_once(path)
+            if info is not None:
+                runs.append(info)
         runs.sort(key=lambda r: (r.created_at or 0, r.id), reverse=True)
         if project is not None:
             runs = [r for r in runs if r.project == project]
@@ -263,6 +271,9 @@ class LocalRunSource:
             previous = None
             if cached and cached[0] < st.st_size and not cached[2].damage:
                 previous = cached[2]  # the same log, grown: continue where the last pass stopped
+            new_mb = (st.st_size - (previous.end_offset if previous else 0)) / 1e6
+            if new_mb > 16:  # a big log to index (seconds): say so before the pass starts
+                progress.report(0, new_mb, f"indexing {path.name}: {new_mb:,.0f} MB")
             data = f.map()
             try:
                 scan, _ = run_file.scan(data, previous=previous)
@@ -353,11 +364,14 @@ class LocalRunSource:
                 offset = int(meta["end_offset"])
             else:
                 base = None
+            mb = max(st.st_size - offset, 0) / 1e6
+            progress.report(0, mb, f"decoding {path.name}: 0 of {mb:,.0f} MB")
             data = f.map()
             try:
                 start = RunScan(end_offset=offset) if offset else None
                 scan, records = run_file.scan(data, previous=start, want_history=True, want_summary=False)
                 new = decode_history(records)
+                progress.report(mb, mb, f"decoded {path.name}: {mb:,.0f} MB")
                 fp = prefix_fingerprint(data, scan.end_offset)
             finally:
                 if isinstance(data, mmap.mmap):

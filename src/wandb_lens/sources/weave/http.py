@@ -14,6 +14,7 @@ import json
 import logging
 import os
 
+from ... import progress
 from ...errors import LensError
 from ..cloud.source import configured_key
 
@@ -140,7 +141,8 @@ class CloudTraceSource:
                                          "metadata_only": True, "limit": MAX_OPS}) or {}
         names = sorted({o["object_id"] for o in res.get("objs", [])})
         out = {}
-        for name in names:
+        for i, name in enumerate(names):  # two count requests per op: a scan of many ops takes seconds
+            progress.report(i, len(names), f"counting calls per op: {i} of {len(names)} ops")
             f = dict(filter or {})
             f["op_names"] = [f"weave:///{project_id}/op/{name}:*"]
             n = self.count(project_id, f, query)

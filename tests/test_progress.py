@@ -1,8 +1,9 @@
 """MCP progress for long tool calls, as the SDK client's progress callback sees it.
 
-A cold decode of a real 300,000-step run (written once by wandb offline, cached under
-~/.cache/wandb-lens-test) must report within 1 s of the call starting, with values that only grow
-and at most a few notifications a second; in-memory and over streamable HTTP. Cancelling a call
+A cold index and decode of a real 300,000-step run (written once by wandb offline with
+benchmarks/bigrun.py, cached under ~/.cache/wandb-lens-test) must report within 1 s of the call
+starting, with values that only grow and at most a few notifications a second. Over streamable HTTP
+the same notifications reach the client (a small demo run keeps that test short). Cancelling a call
 stops its work at the next report.
 """
 
@@ -74,15 +75,17 @@ def test_cold_decode_reports_progress_in_memory(big_runs_dir, tmp_path):
     assert json.loads(result.content[0].text)["history"]  # the decoded answer itself
 
 
-def test_cold_decode_reports_progress_over_streamable_http(big_runs_dir, tmp_path):
+def test_progress_reaches_a_streamable_http_client(demo_dir, demo_ids, tmp_path):
+    """The same notifications over the wire (a cold decode of a small demo run: its start and end)."""
     from lens_http import LensHTTP
 
-    server = LensHTTP(["--runs-dir", str(big_runs_dir)], tmp_path)
+    server = LensHTTP(["--runs-dir", str(demo_dir / "wandb")], tmp_path)
     try:
-        seen, result, elapsed = _call_with_progress(server.url, {"run": "lens-bench/big-1m"})
+        seen, result, elapsed = _call_with_progress(server.url, {"run": "lens-demo/baseline-cosine"})
     finally:
         server.stop()
     _check_progress(seen, result, elapsed)
+    assert seen[-1][1] == seen[-1][2]  # the last one says the decode is complete
 
 
 def test_cancel_stops_the_work_at_its_next_report():

@@ -35,7 +35,7 @@ class _Limited:
     final one of a stage (done == total), and sends a `done` that never goes backwards (MCP requires
     progress to increase). Work in stages (an index scan of N runs, then a decode of M bytes) is
     chained: a report whose total differs from the previous one, or whose done went back, starts a
-    new stage that counts on from where the last one ended (total: that offset + the stage's total)."""
+    new stage that counts on from one past the last value sent (total: that offset + the stage's total)."""
 
     def __init__(self, fn: Reporter | None, check: Callable[[], None] | None = None):
         self.fn = fn
@@ -55,7 +55,7 @@ class _Limited:
         now = time.monotonic()
         with self.lock:  # held while sending, so concurrent reporters' notifications leave in order
             if total != self.stage_total or done < self.stage_done:
-                self.base = max(self.sent, 0.0)
+                self.base = self.sent + 1 if self.sent >= 0 else 0.0  # one unit past the last value sent
                 self.stage_total = total
             self.stage_done = done
             value = self.base + done

@@ -174,7 +174,7 @@ class LocalRunSource:
         runs = []
         started = time.monotonic()
         for i, path in enumerate(files):
-            if time.monotonic() - started > 0.2:  # a cold index (new runs to scan): say how far it got
+            if str(path) not in self._scans or time.monotonic() - started > 0.2:  # a cold index: say how far
                 progress.report(i, len(files), f"indexing runs: {i:,} of {len(files):,}")
             info = self._info_once(path)
             if info is not None:
@@ -365,13 +365,13 @@ class LocalRunSource:
             else:
                 base = None
             mb = max(st.st_size - offset, 0) / 1e6
-            progress.report(0, mb, f"decoding {path.name}: 0 of {mb:,.0f} MB")
+            progress.report(0, mb, f"decoding {path.name}: 0 of {mb:,.1f} MB")
             data = f.map()
             try:
                 start = RunScan(end_offset=offset) if offset else None
                 scan, records = run_file.scan(data, previous=start, want_history=True, want_summary=False)
                 new = decode_history(records)
-                progress.report(mb, mb, f"decoded {path.name}: {mb:,.0f} MB")
+                progress.report(mb, mb, f"decoded {path.name}: {mb:,.1f} MB")
                 fp = prefix_fingerprint(data, scan.end_offset)
             finally:
                 if isinstance(data, mmap.mmap):

@@ -30,6 +30,31 @@ def demo_ids(demo_dir) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def extras_dir(tmp_path_factory) -> Path:
+    """Runs with console output (one raises), system metrics, artifacts and a 12-run sweep group,
+    written by real wandb in one child process (see wandb_lens.demo_extras)."""
+    from wandb_lens.demo_extras import write_extras
+
+    out = tmp_path_factory.mktemp("extras")
+    write_extras(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def extras_server(extras_dir, tmp_path_factory):
+    from wandb_lens.app import AppConfig
+    from wandb_lens.server import build_server
+
+    return build_server(AppConfig(runs_dirs=[str(extras_dir / "wandb")], cache_dir=str(tmp_path_factory.mktemp("xc"))))
+
+
+@pytest.fixture
+def xlens(extras_server):
+    """xlens(tool, **args) -> Result on the extras runs."""
+    return lambda tool, **args: call(extras_server, tool, args)
+
+
+@pytest.fixture(scope="session")
 def demo_server(demo_dir, tmp_path_factory):
     from wandb_lens.app import AppConfig
     from wandb_lens.server import build_server

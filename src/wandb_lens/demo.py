@@ -187,6 +187,11 @@ def write_runs(out: str | os.PathLike) -> dict[str, str]:
 
 def write_demo(out: str) -> int:
     ids = write_runs(out)
+    from .demo_extras import SWEEP_PROJECT, SWEEP_RUNS, write_extras
+
+    write_extras(out)
+    print(f"Wrote 5 runs with console output, system metrics and artifacts (project {PROJECT!r}) and a "
+          f"{SWEEP_RUNS}-run sweep group (project {SWEEP_PROJECT!r})", file=sys.stderr)
     from .demo_weave import PROJECT as EVAL_PROJECT, write_evals
 
     traces_db = write_evals(out)

@@ -160,19 +160,25 @@ def _kind(v: Any) -> str:
 
 
 def _compile(pattern: Any, field: str) -> regex.Pattern:
+    return compile_regex(pattern, f"$regex on {field!r}")
+
+
+def compile_regex(pattern: Any, what: str, flags: int = 0) -> regex.Pattern:
+    """A user's pattern, refused when too long, nesting quantifiers or holding backreferences;
+    search it with a `timeout` (the `regex` package's) so heavy backtracking is stopped."""
     if not isinstance(pattern, str):
-        raise FilterError(f"$regex on {field!r} takes a string.")
+        raise FilterError(f"{what} takes a string.")
     if len(pattern) > MAX_REGEX:
-        raise FilterError(f"$regex on {field!r} is longer than {MAX_REGEX} characters.")
+        raise FilterError(f"{what} is longer than {MAX_REGEX} characters.")
     if _NESTED_QUANTIFIER.search(pattern) or re.search(r"\\[1-9]", pattern):
         raise FilterError(
-            f"$regex on {field!r} has a nested quantifier or backreference like (a+)+, which can take "
+            f"{what} has a nested quantifier or backreference like (a+)+, which can take "
             "exponential time; simplify the pattern."
         )
     try:
-        return regex.compile(pattern)
+        return regex.compile(pattern, flags)
     except (regex.error, ValueError, OverflowError) as exc:
-        raise FilterError(f"$regex on {field!r} is not a valid pattern: {exc}.") from None
+        raise FilterError(f"{what} is not a valid pattern: {exc}.") from None
 
 
 def _search(rx: regex.Pattern, text: str, field: str, deadline: float | None) -> bool:

@@ -15,6 +15,7 @@ from ..analysis.schedule import lr_features
 from ..analysis.verdict import judge
 from ..errors import LensError
 from . import _base
+from .logs import error_quote
 from .run_data import RunData, direction_of, pick_keys
 
 MAX_METRICS = 8
@@ -156,7 +157,10 @@ def register(server, app) -> None:
 
     def diagnose_run(run: str, step_key: str | None = None, train_key: str | None = None,
                      val_key: str | None = None) -> dict:
-        return _diagnose(RunData(app, run), step_key, train_key, val_key)
+        rd = RunData(app, run)
+        out = _diagnose(rd, step_key, train_key, val_key)
+        out.update(error_quote(app, rd.info) or {})  # a failed / crashed run: its console's error line
+        return out
 
     def compare_runs(runs: list[str], metric: str | None = None, step_key: str | None = None,
                      direction: str = "auto", group_by: str | None = None) -> dict:

@@ -335,6 +335,18 @@ class LocalRunSource:
                         return path
         raise LensError(f"Run {run.ref} is no longer on disk (folder {run.location}).")
 
+    # ----- console, system metrics, artifacts: records.py / console.py, read apart from the scan --
+    def console(self, run: RunInfo):
+        """The run's console text (`files/output.log`, else the log's console records), or None."""
+        from . import console, records
+
+        path = self._path_of(run)
+        text = console.open_output_log(str(path.parent / "files" / "output.log"), self.roots)
+        if text is None:
+            fragments = records.console_fragments(path)
+            text = console.from_records(fragments) if fragments else None
+        return text
+
     def _load_history(self, path: Path, st, mem) -> History:
 
         from . import run_file

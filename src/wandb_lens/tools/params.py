@@ -55,6 +55,12 @@ PER_TOOL: dict[str, dict[str, str]] = {
         "op": "Op name, e.g. Evaluation.evaluate",
         "roots_only": "Count root calls only",
     },
+    "run_logs": {
+        "tail": "Last lines shown (default 30)",
+        "pattern": "Regex, case-insensitive: matching lines instead of the tail",
+        "max_matches": "Matches shown (all are counted)",
+        "traceback": "Find the last traceback (default: failed/crashed runs)",
+    },
     "get_call": {"depth": "0 no children, 1 children, 2 grandchild counts"},
     "plot_comparison": {"highlight": "Run drawn on top"},
     "plot_grad_histograms": {"stat": "mean_abs|max_abs|std"},

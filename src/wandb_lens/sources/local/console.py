@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import time
 from dataclasses import dataclass
 
@@ -53,22 +52,14 @@ class Text:
 
 
 def open_output_log(path: str, roots) -> Text | None:
-    """`files/output.log` as a Text, or None when absent. Regular files inside a root only."""
+    """`files/output.log` as a Text, or None when absent or refused (safe_open: regular, inside a root)."""
+    from ..safe_open import open_regular
+
     try:
-        real = os.path.realpath(path)
+        f = open_regular(path, roots)
     except OSError:
         return None
-    if not any(real == str(r) or real.startswith(str(r).rstrip(os.sep) + os.sep) for r in roots):
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        return None
-    return Text("files/output.log", fd=fd, size=st.st_size)
+    return Text("files/output.log", fd=f.fd, size=f.size)
 
 
 def from_records(fragments: list[str]) -> Text:

@@ -8,8 +8,6 @@ alone. Results are kept in memory per file (path, size, mtime).
 
 from __future__ import annotations
 
-import mmap
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -61,16 +59,17 @@ _cache: OrderedDict = OrderedDict()
 _lock = threading.Lock()
 
 
-def read(path: Path, kinds: tuple[str, ...]) -> dict[str, list]:
-    """{kind: [parsed record payload, ...]} for `kinds`, in log order."""
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns, kinds)
+def read(path: Path, kinds: tuple[str, ...], roots) -> dict[str, list]:
+    """{kind: [parsed record payload, ...]} for `kinds`, in log order (the file opened by safe_open)."""
+    from ..safe_open import check_regular, file_identity
+
+    key = (str(path), file_identity(check_regular(path, roots)), kinds)
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    out = _read(path, kinds)
+    out = _read(path, kinds, roots)
     with _lock:
         _cache[key] = out
         while len(_cache) > 16:
@@ -78,15 +77,17 @@ def read(path: Path, kinds: tuple[str, ...]) -> dict[str, list]:
     return out
 
 
-def _read(path: Path, kinds: tuple[str, ...]) -> dict[str, list]:
+def _read(path: Path, kinds: tuple[str, ...], roots) -> dict[str, list]:
     from wandb.proto import wandb_internal_pb2 as pb  # heavy: imports wandb
 
     wanted = {FIELDS[k]: k for k in kinds}
     out: dict[str, list] = {k: [] for k in kinds}
-    with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return out
-        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    from ..safe_open import open_regular
+
+    with open_regular(path, roots) as f:
+        data = f.map()
+    if not data:
+        return out
     try:
         check_header(data)
         parse = pb.Record.FromString
@@ -105,11 +106,11 @@ def _read(path: Path, kinds: tuple[str, ...]) -> dict[str, list]:
     return out
 
 
-def console_fragments(path: Path) -> list[str]:
+def console_fragments(path: Path, roots) -> list[str]:
     """The console text the log recorded, in order (fragments; newlines are often their own record).
     `output_raw` (wandb-core) or else `output` (older writers), with `output_logger` lines
     (`run.write_logs`, captured loggers) after them (they carry no time)."""
-    recs = read(path, CONSOLE)
+    recs = read(path, CONSOLE, roots)
     main = recs["output_raw"] or recs["output"]
     extra = recs["output_logger"]
     if not extra:

@@ -343,7 +343,7 @@ class LocalRunSource:
         path = self._path_of(run)
         text = console.open_output_log(str(path.parent / "files" / "output.log"), self.roots)
         if text is None:
-            fragments = records.console_fragments(path)
+            fragments = records.console_fragments(path, self.roots)
             text = console.from_records(fragments) if fragments else None
         return text
 

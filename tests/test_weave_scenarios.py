@@ -45,7 +45,7 @@ def sl(request, scen_servers):
     def run(tool, project=ws.PROJECT, **args):
         if request.param == "local":
             return call(scen_servers["local"], tool, {"project": project, **args} if tool in (
-                "eval_health", "eval_efficiency", "trace_stats", "query_calls") else args)
+                "eval_health", "eval_efficiency", "trace_stats", "query_calls", "call_schema") else args)
         return call(scen_servers["cloud", project], tool, args)
     return run
 
@@ -201,3 +201,80 @@ def test_killed_recorder_is_interrupted_and_readable(sl, scen):
     assert res["eval"]["status"] == "interrupted" and res["rows_total"] == r["rows"]
     finished = [x for x in res["rows"]["rows"] if x[res["rows"]["cols"].index("passed")] is not None]
     assert len(finished) == r["rows"] - res.get("rows_unfinished", 0) >= done
+
+
+def _q(sl, **args):
+    return sl("query_calls", project=ws.PROJECT, **args).json
+
+
+def test_query_calls_filters_match_the_bookkeeping(sl):
+    raised = _q(sl, op="QAModel.predict", status="error", columns=["inputs.question"], limit=5)
+    assert raised["total"] == 30 + len(ws.BETA_RAISES) and raised["returned"] == 5 and raised["truncated"] is True
+    cols = raised["calls"]["cols"]
+    assert cols == ["id", "op", "status", "started", "latency_ms", "inputs.question", "error"]
+    err = raised["calls"]["rows"][0][-1]
+    assert err.startswith("ConnectionError: ") and err.endswith(" chars]")  # cut, size stated
+    last = _q(sl, op="QAModel.predict", status="error", limit=5, offset=30)
+    assert last["returned"] == 1 and last["truncated"] is False
+    # per-row scores below 1: alpha's c2 and gamma's c1 (2nd trial) answered "?"
+    low = _q(sl, op="Evaluation.predict_and_score", where=["output.scores.LengthScorer.ratio < 1"],
+             columns=["output.scores.LengthScorer.ratio"])
+    assert low["total"] == 2 and [r[-1] for r in low["calls"]["rows"]] == [0.2, 0.2]
+    # case-folded contains, unicode equality (alpha + beta + gamma x 3 answered each)
+    assert _q(sl, op="QAModel.predict", where=["output.answer contains YAMOUSSOUKRO"])["total"] == sum(
+        a == "Yamoussoukro" for *_, a in ws.answers()) == 4
+    assert _q(sl, op="QAModel.predict", where=['output.answer == "東京"'])["total"] == sum(
+        a == "東京" for *_, a in ws.answers()) == 5
+    both = _q(sl, op="QAModel.predict", where=["output.answer != null", 'output.answer contains "o"'])
+    assert both["total"] == sum(a is not None and "o" in a.casefold() for *_, a in ws.answers()) == 8
+    assert _q(sl, roots_only=True)["total"] == 5 and _q(sl, until="2000-01-01")["total"] == 0
+
+
+def test_query_calls_tree_sort_and_size(sl):
+    _, rows = _health(sl)
+    beta = rows["QAModel(model_name=beta, temperature=0.2)"]
+    kids = _q(sl, parent_id=beta["id"], limit=50)
+    assert kids["total"] == 6 + 1  # the rows and summarize
+    trace = sl("get_call", call_id=beta["id"], depth=0).json["trace_id"]
+    assert _q(sl, trace_id=trace)["total"] == 1 + 7 + 6 * 3 - 1  # eval, its children, per row model + 2 scorers (beta's c3 scores nothing)
+    slow = _q(sl, op="Evaluation.evaluate", sort="-latency_ms")
+    lat = [r[4] for r in slow["calls"]["rows"]]
+    assert lat == sorted(lat, reverse=True) and slow["sorted_by"] == "-latency_ms"
+    default = sl("query_calls", project=ws.PROJECT)
+    assert len(default.text.encode()) <= 4000 and default.json["returned"] == 20
+
+
+def test_query_calls_bad_input_names_what_exists(sl):
+    bad = sl("query_calls", project=ws.PROJECT, op="QAModel.predcit")
+    assert bad.is_error and "QAModel.predict" in bad.text
+    bad = sl("query_calls", project=ws.PROJECT, where=["output.usage.total_tokens >> 3"])
+    assert bad.is_error and "unknown operator '>>'" in bad.text and "\n" not in bad.text.strip()
+    bad = sl("query_calls", project=ws.PROJECT, op="exact", where=["output.corect == true"])
+    assert bad.is_error and "output.correct" in bad.text
+    bad = sl("query_calls", project=ws.PROJECT, where=["output.x > many"])
+    assert bad.is_error and "'>' needs a number" in bad.text
+    bad = sl("query_calls", project=ws.PROJECT, status="failed")
+    assert bad.is_error and "descendant_error" in bad.text
+
+
+def test_call_schema_and_children_paging(sl):
+    out = sl("call_schema", project=ws.PROJECT, op="QAModel.predict").json
+    assert out["calls"] == 60 and out["sampled"] == 60
+    ans = out["fields"]["output.answer"]
+    assert ans["type"] == "string" and ans["in"] == 60 - 31
+    assert ["Paris", 5] in ans["top"] or ans["top"][0][1] == 5
+    assert out["fields"]["inputs.question"]["type"] == "ref"
+    _, rows = _health(sl)
+    gamma = rows["QAModel(model_name=gamma, temperature=0.2)"]
+    page = sl("get_call", call_id=gamma["id"], offset=15, limit=10).json["children"]
+    assert (page["total"], page["offset"], page["returned"], page["truncated"]) == (19, 15, 4, False)
+    assert [c["op"] for c in page["calls"]][-1] == "Evaluation.summarize"
+
+
+def test_trace_stats_latency_per_op(sl):
+    out = sl("trace_stats", project=ws.PROJECT).json
+    top = {t["op"]: t for t in out["ops"]["top"]}
+    ev_ = top["Evaluation.evaluate"]
+    lat = sorted(r[4] for r in _q(sl, op="Evaluation.evaluate")["calls"]["rows"])
+    assert ev_["max_ms"] == lat[-1] and ev_["p50_ms"] == lat[2] and ev_["p95_ms"] == lat[-1]
+    assert top["QAModel.predict"]["errors"] == 31

@@ -131,7 +131,8 @@ def test_trace_stats_counts(wlens):
     assert out["status"] == {"success": 81, "error": 2, "descendant_error": 1, "running": 1}
     assert out["errors"] == 2
     top = {o["op"]: o for o in out["ops"]["top"]}
-    assert top["Evaluation.predict_and_score"] == {"op": "Evaluation.predict_and_score", "calls": 20, "errors": 1}
+    pas = top["Evaluation.predict_and_score"]
+    assert (pas["calls"], pas["errors"]) == (20, 1) and 0 <= pas["p50_ms"] <= pas["p95_ms"] <= pas["max_ms"]
     assert top["numeric_format"]["errors"] == 1 and top["Evaluation.evaluate"]["calls"] == 3
     tin = sum(_tokens(m)[0] for m in ("calculator-v2", "guesser-v1"))
     tout = sum(_tokens(m)[1] for m in ("calculator-v2", "guesser-v1"))

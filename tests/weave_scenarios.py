@@ -43,6 +43,20 @@ SCORER_RAISES = {"c4"}  # LengthScorer raises on this row, for every model that 
 TRIALS = {"alpha": 1, "beta": 1, "gamma": 3}
 
 
+def answers() -> list[tuple[str, str, int, str | None]]:
+    """(model_name, row id, trial, the model's answer or None when it raised) for the capitals evals."""
+    out = []
+    for m in ("alpha", "beta", "gamma"):
+        for trial in range(1, TRIALS[m] + 1):
+            for r in CAPITALS:
+                if m == "beta" and r["id"] in BETA_RAISES:
+                    out.append((m, r["id"], trial, None))
+                    continue
+                wrong = (m == "alpha" and r["id"] in ALPHA_WRONG) or (m == "gamma" and (r["id"], trial) in GAMMA_WRONG)
+                out.append((m, r["id"], trial, "?" if wrong else r["expected"]))
+    return out
+
+
 def _build():
     import weave
 

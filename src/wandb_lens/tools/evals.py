@@ -114,7 +114,7 @@ def _table(items: list[dict]) -> tuple[dict, dict]:
 
 
 def register(server, app) -> None:
-    from . import eval_rows, traces
+    from . import calls, eval_rows, traces
 
     def eval_health(project: str | None = None, limit: int = 20, name: str | None = None,
                     since: str | None = None) -> dict:
@@ -203,6 +203,7 @@ def register(server, app) -> None:
               "Per evaluation: tokens, latency (and cost when known) per successful row; 0 successes is stated.")
     eval_rows.register(server, app)
     traces.register(server, app)
+    calls.register(server, app)
 
 
 def _rounded(v):

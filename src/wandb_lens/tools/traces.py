@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..analysis import call_query as cq
 from ..analysis import evals as ev
+from ..compact import rnd
 from ..errors import LensError, suggest
 from ..sources.weave.refs import is_ref, short_ref
 from ..sources.weave.source import op_ref, resolve_project
@@ -13,6 +15,7 @@ from ._weave import find_call, label, op_short, since_query
 
 TOP_OPS = 10
 MAX_CHILDREN = 20
+MAX_CHILD_LIMIT = 200
 MAX_STR = 300
 MAX_ITEMS = 30
 MAX_DEPTH_VALUE = 6
@@ -70,6 +73,9 @@ def register(server, app) -> None:
         roots = total if roots_only else src.count(pid, {**flt, "trace_roots_only": True}, query)
         ops = src.op_counts(pid, flt or None, query)
         top = [{"op": k, **v} for k, v in list(ops.items())[:TOP_OPS]]
+        lat, lat_sampled = src.latencies(pid, flt or None, query, [t["op"] for t in top])
+        for t in top:
+            t.update({f"{k}_ms": v for k, v in cq.percentiles(lat.get(t["op"]) or []).items() if k != "n"})
         # tokens: roots carry their descendants' roll-up, so sum roots unless an op was asked for
         usage_flt = dict(flt) if op else {**flt, "trace_roots_only": True}
         usage, partial = src.usage(pid, usage_flt, query)
@@ -86,14 +92,23 @@ def register(server, app) -> None:
                              "requests": sum(u["requests"] for u in usage.values()), "by_model": usage}
             if partial:
                 out["tokens"]["note"] = "summed over the most recent 2000 root calls only"
+            costs = [u["cost"] for u in usage.values() if isinstance(u.get("cost"), (int, float))]
+            if costs:
+                out["tokens"]["cost"] = rnd(sum(costs), 4)
+        if src.kind == "local":
+            out["cost_note"] = "no cost from a local store (no price table); W&B's trace server has summary.weave.costs"
+        if lat_sampled:
+            out["latency_note"] = "latency percentiles over each op's newest 500 calls"
         if total == 0:
             out["note"] = f"No calls in project {pid}" + (f" since {since}" if since else "") + "."
         out["status_legend"] = "error: raised; descendant_error: a call below it raised; running: no end yet"
         return out
 
-    def get_call(call_id: str, depth: int = 1) -> dict:
+    def get_call(call_id: str, depth: int = 1, offset: int = 0, limit: int = MAX_CHILDREN) -> dict:
         if depth < 0 or depth > 2:
             raise LensError("depth must be 0, 1 or 2.")
+        if limit < 1 or limit > MAX_CHILD_LIMIT or offset < 0 or offset > 10_000_000:
+            raise LensError(f"limit must be 1..{MAX_CHILD_LIMIT} and offset >= 0 (got limit={limit}, offset={offset}).")
         src = app.traces
         pid, call = find_call(app, call_id, "call_id")
         weave = (call.get("summary") or {}).get("weave") or {}
@@ -118,18 +133,19 @@ def register(server, app) -> None:
         if attrs:
             out["attributes"] = plain(attrs)
         if depth >= 1:
-            out["children"] = _children(src, pid, call["id"], depth)
+            out["children"] = _children(src, pid, call["id"], depth, offset, limit)
         return out
 
     _base.add(server, trace_stats,
-              "Counts over Weave calls: total, roots, errors, status breakdown, top ops, token totals. "
+              "Counts over Weave calls: total, roots, errors, status breakdown, top ops with latency p50/p95/max, "
+              "token totals (cost when the server has it). "
               "op: op name (e.g. 'Evaluation.evaluate'); since: ISO date or '24h'.")
     _base.add(server, get_call,
               "One Weave call as plain JSON (long values cut, sizes stated) with a summary of its children. "
               "depth: 0 none, 1 children, 2 children with their child counts.")
 
 
-def _children(src, pid: str, call_id: str, depth: int) -> dict:
+def _children(src, pid: str, call_id: str, depth: int, offset: int = 0, limit: int = MAX_CHILDREN) -> dict:
     flt = {"parent_ids": [call_id]}
     total = src.count(pid, flt)
     out: dict[str, Any] = {"total": total}
@@ -137,7 +153,7 @@ def _children(src, pid: str, call_id: str, depth: int) -> dict:
         return out
     out["by_op"] = src.op_counts(pid, flt)
     kids = src.calls(pid, flt, columns=["id", "op_name", "display_name", "exception", "summary", "started_at"],
-                     limit=MAX_CHILDREN)
+                     sort_by=[{"field": "started_at", "direction": "asc"}], limit=limit, offset=offset)
     listed = []
     for k in kids:
         row = {"id": k["id"], "op": op_short(k.get("op_name")), "status": ev.call_status(k),
@@ -148,5 +164,5 @@ def _children(src, pid: str, call_id: str, depth: int) -> dict:
         if depth >= 2:
             row["children"] = src.count(pid, {"parent_ids": [k["id"]]})
         listed.append(row)
-    out.update(returned=len(listed), truncated=len(listed) < total, calls=listed)
+    out.update(offset=offset, returned=len(listed), truncated=offset + len(listed) < total, calls=listed)
     return out

@@ -23,6 +23,7 @@ DEFAULT_URL = "https://trace.wandb.ai"
 STATUSES = ("success", "error", "running", "descendant_error")
 USAGE_CAP = 2000  # root calls whose summaries are summed for token totals
 MAX_OPS = 40
+LATENCY_SAMPLE = 500  # newest calls per op whose latencies give the percentiles
 
 
 def _and(query: dict | None, expr: dict) -> dict:
@@ -154,7 +155,7 @@ class CloudTraceSource:
 
     def usage(self, project_id, filter=None, query=None) -> tuple[dict, bool]:
         rows = self.calls(project_id, filter, query, columns=["id", "summary"], limit=USAGE_CAP,
-                          sort_by=[{"field": "started_at", "direction": "desc"}])
+                          sort_by=[{"field": "started_at", "direction": "desc"}], include_costs=True)
         totals: dict[str, dict] = {}
         for c in rows:
             for model, u in ((c.get("summary") or {}).get("usage") or {}).items():
@@ -168,7 +169,27 @@ class CloudTraceSource:
                 t["input_tokens"] += i
                 t["output_tokens"] += o
                 t["total_tokens"] += u.get("total_tokens") or i + o
+            for model, cost in (((c.get("summary") or {}).get("weave") or {}).get("costs") or {}).items():
+                if isinstance(cost, dict):
+                    t = totals.setdefault(model, {"requests": 0, "input_tokens": 0, "output_tokens": 0,
+                                                  "total_tokens": 0})
+                    t["cost"] = t.get("cost", 0.0) + float(cost.get("prompt_tokens_total_cost") or 0) + \
+                        float(cost.get("completion_tokens_total_cost") or 0)
         return totals, len(rows) >= USAGE_CAP
+
+    def latencies(self, project_id, filter=None, query=None, ops=None) -> tuple[dict[str, list], bool]:
+        """Per op: latencies of its newest LATENCY_SAMPLE ended calls (sampled: True when an op has more)."""
+        out: dict[str, list] = {}
+        sampled = False
+        for name in ops or []:
+            f = dict(filter or {})
+            f["op_names"] = [f"weave:///{project_id}/op/{name}:*"]
+            rows = self.calls(project_id, f, query, columns=["id", "started_at", "ended_at", "summary"],
+                              sort_by=[{"field": "started_at", "direction": "desc"}], limit=LATENCY_SAMPLE)
+            sampled |= len(rows) >= LATENCY_SAMPLE
+            lat = [((c.get("summary") or {}).get("weave") or {}).get("latency_ms") for c in rows]
+            out[name] = sorted(v for v in lat if isinstance(v, (int, float)))
+        return out, sampled
 
     def read_call(self, project_id, call_id) -> dict | None:
         res = self._post("/call/read", {"project_id": project_id, "id": call_id})

@@ -235,3 +235,16 @@ def usage_by_model(conn, project_id: str, filter=None, query=None) -> dict[str, 
     )
     return {m: {"requests": r, "input_tokens": i, "output_tokens": o, "total_tokens": t or i + o}
             for m, r, i, o, t in conn.execute(sql, args)}
+
+
+def latency_by_op(conn, project_id: str, filter=None, query=None, ops: list[str] | None = None) -> dict[str, list]:
+    """Per op short name: the latencies (ms) of its ended calls, sorted."""
+    cond, args = where(project_id, filter, query)
+    if ops:
+        cond += f" AND op_short IN ({','.join('?' * len(ops))})"
+        args = [*args, *ops]
+    out: dict[str, list] = {}
+    for name, lat in conn.execute(f"SELECT op_short, latency_ms FROM calls WHERE {cond} AND latency_ms IS NOT NULL "
+                                  "ORDER BY op_short, latency_ms", args):
+        out.setdefault(name or "?", []).append(lat)
+    return out

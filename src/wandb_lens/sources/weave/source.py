@@ -43,6 +43,8 @@ class TraceSource(Protocol):
 
     def usage(self, project_id: str, filter=None, query=None) -> tuple[dict, bool]: ...
 
+    def latencies(self, project_id: str, filter=None, query=None, ops=None) -> tuple[dict[str, list], bool]: ...
+
     def read_call(self, project_id: str, call_id: str) -> dict | None: ...
 
     def read_refs(self, refs: list[str]) -> list: ...
@@ -154,6 +156,10 @@ class LocalTraceSource:
 
     def usage(self, project_id, filter=None, query=None) -> tuple[dict, bool]:
         return self._run(tq.usage_by_model, project_id, filter, query), False
+
+    def latencies(self, project_id, filter=None, query=None, ops=None) -> tuple[dict[str, list], bool]:
+        """Per op: latencies in ms of all matching ended calls (sampled: False)."""
+        return self._run(tq.latency_by_op, project_id, filter, query, ops), False
 
     def read_call(self, project_id, call_id) -> dict | None:
         found = self.calls(project_id, filter={"call_ids": [call_id]}, limit=1)

@@ -154,7 +154,21 @@ def bench(ctx) -> list[dict]:
     er_cold, er_warm, _ = _time(lambda: call(server, "eval_results", {"eval_id": ev_id}))
     cmp_ids = [r[0] for r in out["evals"]["rows"][:2]]
     ce_cold, ce_warm, _ = _time(lambda: call(server, "compare_evals", {"eval_ids": cmp_ids}))
+    qargs = {"op": "judge", "status": "error", "where": ["inputs.output == \"x\""], "limit": 50,
+             "columns": ["inputs.output"]}
+    qc_cold, qc_warm, qc = _time(lambda: call(server, "query_calls", qargs))
+    qc_out = json.loads(qc.text)
+    assert qc_out["total"] == EVALS * 4 and qc_out["returned"] == 50, qc.text[:200]
+    wq_cold, wq_warm, _ = _time(lambda: call(server, "query_calls", {"where": ["summary.usage.gpt-4o-mini.total_tokens > 50"],
+                                                                   "limit": 50, "sort": "-latency_ms"}))
+    default_q = call(server, "query_calls", {})
     rows = [
+        {"name": "query_calls, 100,000 calls: op + status + input condition, page of 50 (cold / warm)",
+         "value": f"{qc_cold:.3f} s / {qc_warm:.3f} s", "target": "<= 0.3 s"},
+        {"name": "query_calls, 100,000 calls: summary condition on every call, sorted by latency, page of 50 "
+                 "(cold / warm)", "value": f"{wq_cold:.3f} s / {wq_warm:.3f} s", "target": ""},
+        {"name": "query_calls answer at the default limit", "value": f"{len(default_q.text.encode())} bytes",
+         "target": "<= 4,000 bytes"},
         {"name": "eval_health, 200 evals x 100 rows (cold / warm)", "value": f"{cold:.3f} s / {warm:.3f} s",
          "target": "<= 1 s"},
         {"name": "eval_health answer at default limit", "value": f"{size} bytes", "target": "<= 4,000 bytes"},

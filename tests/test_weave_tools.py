@@ -8,6 +8,8 @@ numeric_format; every model call reports usage with the demo's token formula.
 
 from __future__ import annotations
 
+from conftest import call
+
 from wandb_lens import demo_weave as dw
 
 
@@ -44,7 +46,7 @@ def test_eval_health_counts_tokens_scores(wlens, weave_db):
     assert (calc["status"], calc["rows"], calc["failed"], calc["err_rate"]) == ("success", 10, 0, 0)
     assert (guess["status"], guess["rows"], guess["failed"], guess["err_rate"]) == ("descendant_error", 10, 1, 0.1)
     assert (guess["failed_model"], guess["failed_scorer"]) == (0, 1)
-    assert out["status_notes"][guess["id"]] == "1 of 10 rows failed (1 in a scorer)"
+    assert guess["id"] not in out.get("status_notes", {})  # the columns say it: 1 row failed, in a scorer
     for name, row in (("calculator-v2", calc), ("guesser-v1", guess)):
         p, c = _tokens(name)
         assert (row["tok_in"], row["tok_out"], row["tok_total"]) == (p, c, p + c)
@@ -161,3 +163,23 @@ def test_get_call_plain_json_and_children(wlens):
     assert {k["op"] for k in row["children"]["calls"]} == {"guesser-v1", "exact_match", "numeric_format"}
     assert all(k["children"] == 0 for k in row["children"]["calls"])
     assert "children" not in wlens("get_call", call_id=failed_row["id"], depth=0).json
+
+
+def test_cost_from_the_trace_server(cloud_server, weave_server):
+    """W&B's trace server prices usage (summary.weave.costs with include_costs); a local store cannot."""
+    from trace_http_server import PRICES
+
+    from wandb_lens.compact import rnd
+
+    unit_p, unit_c = PRICES[dw.MODEL]
+    out = call(cloud_server, "eval_efficiency", {}).json
+    by = {e["model"]: e for e in out["evals"]}
+    for name in ("calculator-v2", "guesser-v1"):
+        p, c = _tokens(name)
+        assert by[name]["cost"] == rnd(p * unit_p + c * unit_c, 4) > 0
+    ts = call(cloud_server, "trace_stats", {}).json
+    p = sum(_tokens(m)[0] for m in ("calculator-v2", "guesser-v1"))
+    c = sum(_tokens(m)[1] for m in ("calculator-v2", "guesser-v1"))
+    assert ts["tokens"]["cost"] == rnd(p * unit_p + c * unit_c, 4) > 0
+    local = call(weave_server, "trace_stats", {}).json
+    assert "cost" not in local["tokens"] and "no cost from a local store" in local["cost_note"]

@@ -16,6 +16,25 @@ from wandb_lens.sources.weave.refs import RefResolver
 from wandb_lens.sources.weave.store import TraceStore
 
 
+PRICES = {"gpt-4o-mini-2024-07-18": (0.15e-6, 0.6e-6)}  # $ per prompt / completion token, like W&B's price table
+
+
+def with_costs(call: dict) -> dict:
+    """What the trace server adds for include_costs: summary.weave.costs per model from summary.usage."""
+    costs = {}
+    for model, u in ((call.get("summary") or {}).get("usage") or {}).items():
+        if model in PRICES and isinstance(u, dict):
+            p = u.get("prompt_tokens", u.get("input_tokens")) or 0
+            c = u.get("completion_tokens", u.get("output_tokens")) or 0
+            costs[model] = {"requests": u.get("requests") or 0, "prompt_tokens": p, "completion_tokens": c,
+                            "prompt_token_cost": PRICES[model][0], "completion_token_cost": PRICES[model][1],
+                            "prompt_tokens_total_cost": p * PRICES[model][0],
+                            "completion_tokens_total_cost": c * PRICES[model][1]}
+    if costs:
+        call["summary"]["weave"]["costs"] = costs
+    return call
+
+
 class LoopbackTraceServer:
     def __init__(self, db_path: str, api_key: str):
         self.store = TraceStore(db_path, readonly=True)
@@ -41,6 +60,8 @@ class LoopbackTraceServer:
                 calls = tq.query_calls(conn, body["project_id"], body.get("filter"), body.get("query"),
                                        body.get("columns"), body.get("sort_by"), body.get("limit"),
                                        body.get("offset") or 0)
+                if body.get("include_costs"):
+                    calls = [with_costs(c) for c in calls]
                 return 200, "\n".join(json.dumps(c) for c in calls), "application/jsonl"
             if path == "/calls/query_stats":
                 return 200, {"count": tq.count_calls(conn, body["project_id"], body.get("filter"), body.get("query"))}

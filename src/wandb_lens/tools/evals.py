@@ -149,14 +149,19 @@ def register(server, app) -> None:
         out: dict[str, Any] = {"project": pid, "total": found["total"], "returned": len(items),
                                "truncated": len(items) < found["total"], **shared, "evals": table,
                                "totals": totals}
-        notes = {it["call"]["id"]: it["note"] for it in items if it["note"]}
+        # the columns already tell "k of n rows failed (model / scorer)": notes for the other meanings
+        notes = {it["call"]["id"]: it["note"] for it in items
+                 if it["note"] and (it["status"] != "descendant_error" or not 0 < it["failed"] < it["rows"])}
         if notes:
             out["status_notes"] = notes
-        out["models"] = _models(items)
+        models = {k: v for k, v in _models(items).items() if "class" in v}
+        if models:
+            out["models"] = models
         scorer_names = sorted({s for it in items for s in it["eval"].get("scorers", [])})
         if scorer_names:
             out["scorers"] = scorer_names
-        out["legend"] = ("rows = dataset rows x trials (predict_and_score calls); failed: " + eo.RULE +
+        out["legend"] = ("rows = dataset rows x trials (predict_and_score calls); failed: " + eo.RULE + "; "
+                         "descendant_error with 0 < failed < rows: those rows failed; status_notes: the other cases" +
                          "; score columns: boolean [true_fraction, true_count] (weave's own: failed rows count as "
                          "not true), else mean; interrupted: no end and its writer gone or idle")
         return out

@@ -160,10 +160,10 @@ def register(server, app) -> None:
         scorer_names = sorted({s for it in items for s in it["eval"].get("scorers", [])})
         if scorer_names:
             out["scorers"] = scorer_names
-        out["legend"] = ("rows = dataset rows x trials (predict_and_score calls); failed: " + eo.RULE + "; "
-                         "descendant_error with 0 < failed < rows: those rows failed; status_notes: the other cases" +
-                         "; score columns: boolean [true_fraction, true_count] (weave's own: failed rows count as "
-                         "not true), else mean; interrupted: no end and its writer gone or idle")
+        out["legend"] = ("rows = dataset rows x trials; failed: the model raised (weave catches it: row "
+                         "descendant_error, output None) or a scorer raised; status_notes: the other meanings of a "
+                         "status; boolean scores [true_fraction, true_count], else mean; interrupted: no end, "
+                         "writer gone or idle")
         return out
 
     def eval_efficiency(project: str | None = None) -> dict:

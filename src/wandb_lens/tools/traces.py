@@ -98,7 +98,8 @@ def register(server, app) -> None:
         if src.kind == "local":
             out["cost_note"] = "no cost from a local store (no price table); W&B's trace server has summary.weave.costs"
         if lat_sampled:
-            out["latency_note"] = "latency percentiles over each op's newest 500 calls"
+            out["latency_note"] = ("latency percentiles over each op's newest "
+                                   f"{500 if src.kind == 'cloud' else 2000} calls")
         if total == 0:
             out["note"] = f"No calls in project {pid}" + (f" since {since}" if since else "") + "."
         out["status_legend"] = "error: raised; descendant_error: a call below it raised; running: no end yet"

@@ -148,12 +148,16 @@ def _short(prefix: str) -> str:
     return op_short_name(prefix + ":x") or prefix
 
 
-def _order(sort_by) -> str:
+def _order(sort_by, selective: bool = False) -> str:
+    """ORDER BY; with a selective filter (ids of parents / traces / calls) the time columns are written
+    `+col` so SQLite filters by that filter's index and sorts the few rows, instead of walking the
+    whole time index in order."""
     parts = []
     for s in sort_by or []:
         direction = "DESC" if str(s.get("direction", "asc")).lower() == "desc" else "ASC"
-        parts.append(f"{_field(s['field'], numeric=True)} {direction}")
-    return " ORDER BY " + ", ".join(parts + ["started_ts ASC", "id ASC"])
+        col = _field(s["field"], numeric=True)
+        parts.append(f"{'+' if selective and col in ('started_ts', 'ended_ts') else ''}{col} {direction}")
+    return " ORDER BY " + ", ".join(parts + [f"{'+' if selective else ''}started_ts ASC", "id ASC"])
 
 
 def query_calls(conn: sqlite3.Connection, project_id: str, filter=None, query=None, columns=None,
@@ -162,7 +166,9 @@ def query_calls(conn: sqlite3.Connection, project_id: str, filter=None, query=No
     wanted = [c for c in _JSON if columns is None or any(c == x.split(".")[0] for x in columns)]
     if "summary" not in wanted:
         wanted.append("summary")  # the derived fields live there
-    sql = f"SELECT {_BASE_COLS}, {', '.join(wanted)} FROM calls WHERE {cond}{_order(sort_by)}"
+    f = filter or {}
+    selective = bool(f.get("parent_ids") or f.get("trace_ids") or f.get("call_ids"))
+    sql = f"SELECT {_BASE_COLS}, {', '.join(wanted)} FROM calls WHERE {cond}{_order(sort_by, selective)}"
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         args = [*args, int(limit), int(offset or 0)]
@@ -237,14 +243,16 @@ def usage_by_model(conn, project_id: str, filter=None, query=None) -> dict[str, 
             for m, r, i, o, t in conn.execute(sql, args)}
 
 
-def latency_by_op(conn, project_id: str, filter=None, query=None, ops: list[str] | None = None) -> dict[str, list]:
-    """Per op short name: the latencies (ms) of its ended calls, sorted."""
-    cond, args = where(project_id, filter, query)
-    if ops:
-        cond += f" AND op_short IN ({','.join('?' * len(ops))})"
-        args = [*args, *ops]
+def latency_by_op(conn, project_id: str, filter=None, query=None, ops: list[str] | None = None,
+                  newest: int = 2000) -> tuple[dict[str, list], bool]:
+    """Per op short name: the latencies (ms) of its `newest` most recent ended calls (the op index
+    walked backwards), and whether any op had more."""
     out: dict[str, list] = {}
-    for name, lat in conn.execute(f"SELECT op_short, latency_ms FROM calls WHERE {cond} AND latency_ms IS NOT NULL "
-                                  "ORDER BY op_short, latency_ms", args):
-        out.setdefault(name or "?", []).append(lat)
-    return out
+    sampled = False
+    for op in ops or []:
+        cond, args = where(project_id, filter, query)
+        rows = conn.execute(f"SELECT latency_ms FROM calls WHERE {cond} AND op_short = ? AND latency_ms IS NOT NULL "
+                            "ORDER BY started_ts DESC LIMIT ?", [*args, op, newest + 1]).fetchall()
+        sampled |= len(rows) > newest
+        out[op] = sorted(r[0] for r in rows[:newest])
+    return out, sampled

@@ -158,8 +158,8 @@ class LocalTraceSource:
         return self._run(tq.usage_by_model, project_id, filter, query), False
 
     def latencies(self, project_id, filter=None, query=None, ops=None) -> tuple[dict[str, list], bool]:
-        """Per op: latencies in ms of all matching ended calls (sampled: False)."""
-        return self._run(tq.latency_by_op, project_id, filter, query, ops), False
+        """Per op: latencies in ms of its newest 2000 matching ended calls; sampled when an op has more."""
+        return self._run(tq.latency_by_op, project_id, filter, query, ops)
 
     def read_call(self, project_id, call_id) -> dict | None:
         found = self.calls(project_id, filter={"call_ids": [call_id]}, limit=1)

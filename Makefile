@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo-data
 
-.PHONY: install demo test bench clean conformance npm-tools snapshot load fuzz
+.PHONY: install demo test bench clean conformance npm-tools snapshot load fuzz mcpb
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,10 +44,15 @@ npm-tools: $(STAMP)
 snapshot: $(STAMP)
 	$(PY) scripts/snapshot_tools_list.py
 
+# the MCP Bundle for one-click install (dist/wandb-lens-<version>.mcpb): syncs mcpb/manifest.json with the
+# server's tools and prompts, then validates and packs it with the pinned MCPB CLI (needs Node >= 20)
+mcpb: $(STAMP)
+	$(PY) scripts/build_mcpb.py
+
 # the long fuzz run: hypothesis examples per property raised from 25-30 to 1,000 (bad-input schema
 # fuzzing of every tool, .wandb and trace-store mutations); about 10 minutes
 fuzz: $(STAMP)
 	WANDB_LENS_FUZZ_EXAMPLES=1000 $(PY) -m pytest tests/test_bad_input.py tests/test_fuzz_readers.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache dist

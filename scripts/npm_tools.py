@@ -1,4 +1,4 @@
-"""Pinned third-party MCP clients (Node): the conformance suite and the Inspector CLI.
+"""Pinned third-party MCP tools (Node): the conformance suite, the Inspector CLI and the MCPB CLI.
 
 Installed with npm into a cache folder outside the repo, one folder per pinned set
 (`${WANDB_LENS_NPM_CACHE:-${XDG_CACHE_HOME:-~/.cache}/wandb-lens-npm}/<hash>`), so a repeated
@@ -23,6 +23,7 @@ from pathlib import Path
 PACKAGES = {
     "@modelcontextprotocol/conformance": "0.1.13",  # newest release that runs on Node 20
     "@modelcontextprotocol/inspector-cli": "0.16.8",
+    "@anthropic-ai/mcpb": "2.1.2",  # validates and packs the MCP Bundle (make mcpb, tests/test_mcpb.py)
 }
 MIN_NODE_MAJOR = 20
 INSTALL_TIMEOUT_S = 600
@@ -106,7 +107,7 @@ def _installed_files(where: Path) -> bool:
 
 
 def tool(name: str) -> str:
-    """Absolute path of one installed command (`conformance`, `mcp-inspector-cli`)."""
+    """Absolute path of one installed command (`conformance`, `mcp-inspector-cli`, `mcpb`)."""
     path = ensure() / name
     if not path.exists():
         raise NpmToolsUnavailable(f"{path} is missing after npm install")

@@ -40,9 +40,11 @@ conformance: $(STAMP)
 npm-tools: $(STAMP)
 	$(PY) scripts/npm_tools.py
 
-# rewrite tests/snapshots/tools_list.json from the server's tools/list answer (review the diff)
+# rewrite tests/snapshots/tools_list.json from the server's tools/list answer (review the diff), and the
+# tools and prompts listed in the MCP Bundle's mcpb/manifest.json
 snapshot: $(STAMP)
 	$(PY) scripts/snapshot_tools_list.py
+	$(PY) scripts/build_mcpb.py --sync
 
 # the MCP Bundle for one-click install (dist/wandb-lens-<version>.mcpb): syncs mcpb/manifest.json with the
 # server's tools and prompts, then validates and packs it with the pinned MCPB CLI (needs Node >= 20)

@@ -2,7 +2,8 @@
 
 1. Sync mcpb/manifest.json with the server itself: its version, and the tools and prompts the
    server lists (names, descriptions; each prompt's text with `${arguments.x}` placeholders).
-   `--check` only compares (exit 1 when out of date; tests/test_mcpb.py runs it).
+   `--check` only compares (exit 1 when out of date); `--sync` only writes it (`make snapshot` does,
+   since a tool change changes both).
 2. Stage the bundle: manifest.json, icon.png, server/main.py, pyproject.toml, README.md, LICENSE and
    src/wandb_lens. server.type is "uv": the host installs Python and the dependencies declared in
    pyproject.toml with uv (compiled wheels such as numpy and pyarrow for the user's own platform),
@@ -101,18 +102,21 @@ def build(out: Path) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only check that mcpb/manifest.json is in sync")
+    ap.add_argument("--sync", action="store_true", help="only sync mcpb/manifest.json (no Node needed)")
     ap.add_argument("--out", type=Path, help="bundle path (default dist/wandb-lens-<version>.mcpb)")
     args = ap.parse_args()
     current = json.loads(MANIFEST.read_text())
     wanted = synced_manifest()
     if args.check:
         if current != wanted:
-            print("mcpb/manifest.json is out of date with the server: run `make mcpb`", file=sys.stderr)
+            print("mcpb/manifest.json is out of date with the server: run `make snapshot`", file=sys.stderr)
             return 1
         return 0
     if current != wanted:
         write_json(MANIFEST, wanted)
         print(f"updated {MANIFEST.relative_to(ROOT)} (version, tools, prompts)")
+    if args.sync:
+        return 0
     out = args.out or ROOT / "dist" / f"wandb-lens-{wanted['version']}.mcpb"
     build(out)
     print(f"built {out} ({out.stat().st_size:,} bytes)")

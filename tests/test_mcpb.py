@@ -44,9 +44,9 @@ def bundle(tmp_path_factory) -> Path:
 
 
 def test_manifest_lists_what_the_server_serves():
-    """tools, prompts and version in mcpb/manifest.json are the server's own (run `make mcpb` to sync)."""
+    """tools, prompts and version in mcpb/manifest.json are the server's own (`make snapshot` syncs them)."""
     manifest = json.loads(build_mcpb.MANIFEST.read_text())
-    assert manifest == build_mcpb.synced_manifest(), "mcpb/manifest.json is out of date: run `make mcpb`"
+    assert manifest == build_mcpb.synced_manifest(), "mcpb/manifest.json is out of date: run `make snapshot`"
     pinned = json.loads(snap.SNAPSHOT.read_text())
     assert [t["name"] for t in manifest["tools"]] == [t["name"] for t in pinned["tools"]]
     assert manifest["user_config"]["wandb_api_key"]["sensitive"] is True

@@ -28,9 +28,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 # the long load test (tests/test_load.py as a script): 20 SDK clients, 2,000 tool calls over streamable HTTP
-# on loopback; prints calls, errors, p50/p95 latency and the server's peak memory
+# on loopback; prints calls, errors, p50/p95 latency and the server's peak memory; then 5,000 half-open
+# connections from one client address while another one is answered (tests/test_http_exhaustion.py)
 load: $(STAMP)
 	$(PY) tests/test_load.py --clients 20 --calls 2000
+	WANDB_LENS_HALF_OPEN=5000 $(PY) -m pytest tests/test_http_exhaustion.py -k half_open -s
 
 # the official MCP conformance scenarios against `wandb-lens serve --transport http` on loopback
 conformance: $(STAMP)

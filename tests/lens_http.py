@@ -35,11 +35,17 @@ def clean_env(**extra) -> dict:
     return env
 
 
+def _limit_fds(n: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
 class LensHTTP:
     """Start with `LensHTTP(args, workdir, env=...)`; `url` is the MCP endpoint; `stop()` sends SIGTERM."""
 
     def __init__(self, args: list[str], workdir: Path, env: dict | None = None, host: str = "127.0.0.1",
-                 start_timeout: float = 60.0):
+                 start_timeout: float = 60.0, max_fds: int | None = None):
         self.port = free_port()
         self.host = host
         self.stderr_path = Path(workdir) / f"server-{self.port}.stderr"
@@ -49,7 +55,8 @@ class LensHTTP:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wandb_lens", "serve", "--transport", "http", "--host", host,
              "--port", str(self.port), *args],
-            stdout=subprocess.DEVNULL, stderr=self._stderr, env=env)
+            stdout=subprocess.DEVNULL, stderr=self._stderr, env=env,
+            preexec_fn=(lambda: _limit_fds(max_fds)) if max_fds else None)
         self._wait_ready(start_timeout)
 
     @property

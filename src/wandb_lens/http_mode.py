@@ -8,6 +8,9 @@ Two headers, two jobs:
   It is checked only after the token: a W&B key never opens the server by itself.
 
 A token is required to bind anything but a loopback address; `check_bind` says why when it is missing.
+Before uvicorn sees a connection, http_guard caps connections (per client, in total, still sending
+headers), times out a first request head that does not arrive whole, answers `/healthz` itself and
+refuses a request without the token as soon as its headers are complete.
 Host/Origin validation (DNS rebinding) is the SDK's, configured in cli._transport_security.
 """
 
@@ -24,6 +27,7 @@ MIN_TOKEN_LEN = 16
 MAX_BODY_BYTES = 1024 * 1024  # JSON-RPC requests are small; the SDK's default is 4 MiB
 GRACEFUL_SHUTDOWN_S = 5.0  # in-flight requests get this long after SIGTERM; open SSE streams are then closed
 HEALTH_PATH = "/healthz"
+KEEP_ALIVE_S = 5.0  # an idle connection between requests is closed after this long (uvicorn)
 _HEADER_KEY = TOKEN_HEADER.lower().encode("latin-1")
 
 
@@ -87,7 +91,7 @@ class Gate:
 async def _refuse(scope, send, status: int, message: str):
     if scope["type"] != "http":  # websocket or anything else: nothing is served there
         return await send({"type": "websocket.close", "code": 1008})
-    body = json.dumps({"error": message}).encode()
+    body = json.dumps({"error": message}, separators=(",", ":")).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
@@ -116,9 +120,18 @@ def serve(server, *, host: str, port: int, token: str | None, transport_security
     import uvicorn
     from sse_starlette.sse import AppStatus
 
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from .http_guard import Limits, Tally, guarded_listener, guarded_protocol, log_once_per_interval
+
     gate = build_app(server, host=host, token=token, transport_security=transport_security)
+    tally = Tally(Limits().fit_fd_limit())
+    protocol = guarded_protocol(AutoHTTPProtocol, token=token, token_header=TOKEN_HEADER, health_path=HEALTH_PATH,
+                                tally=tally)
     config = uvicorn.Config(gate, host=host, port=port, log_level=server.settings.log_level.lower(),
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False)
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False,
+                            http=protocol, ws="none", timeout_keep_alive=KEEP_ALIVE_S)
+    log_once_per_interval("asyncio", "uvicorn.error")  # accept errors, per-request warnings: not per connection
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets=None):
@@ -137,6 +150,7 @@ def serve(server, *, host: str, port: int, token: str | None, transport_security
         # uvicorn re-raises the signal after its graceful shutdown with the handler it found
         # installed: make that one a no-op so the process exits 0 rather than dying of the signal
         signal.signal(signal.SIGTERM, lambda *_: None)
-        await Server(config).serve()
+        # our own listening socket: its accept() drops connections over the caps (http_guard)
+        await Server(config).serve(sockets=[guarded_listener(config.bind_socket(), tally)])
 
     anyio.run(run)

@@ -120,6 +120,10 @@ def test_results_rows_say_where_they_failed(sl, scen):
     # each row's call id opens the row; the dataset row's fields are resolved, long values cut
     row = sl("get_call", call_id=table["c3"]["call"]).json
     assert row["op"] == "Evaluation.predict_and_score" and row["parent_id"] == beta["id"]
+    assert row["inputs"]["example"]["question"] == "Capital of Côte d'Ivoire?"  # the row ref, resolved
+    assert row["inputs"]["model"].startswith("ref:QAModel:")  # objects stay refs
+    big = sl("get_call", call_id=table["c5"]["call"], depth=0).json["inputs"]["example"]["context"]
+    assert big.endswith(f"... [{len(ws.BIG)} chars]") and len(big) < 400
     fields = out["row_fields"]
     assert fields["c3"]["question"] == "Capital of Côte d'Ivoire?"
     assert fields["c5"]["context"].endswith(f"... [{len(ws.BIG)} chars]") and len(fields["c5"]["context"]) < 120
@@ -213,6 +217,7 @@ def test_query_calls_filters_match_the_bookkeeping(sl):
     assert raised["total"] == 30 + len(ws.BETA_RAISES) and raised["returned"] == 5 and raised["truncated"] is True
     cols = raised["calls"]["cols"]
     assert cols == ["id", "op", "status", "started", "latency_ms", "inputs.question", "error"]
+    assert all(r[5].startswith("q") for r in raised["calls"]["rows"][:4])  # down's rows: question refs resolved
     err = raised["calls"]["rows"][0][-1]
     assert err.startswith("ConnectionError: ") and err.endswith(" chars]")  # cut, size stated
     last = _q(sl, op="QAModel.predict", status="error", limit=5, offset=30)

@@ -328,3 +328,29 @@ def records(src, pid: str, calls: list[dict]) -> list[dict]:
     for r in sorted(recs, key=lambda r: (r["started_at"] or "", r["call"])):
         r["trial"] = seen[r["row"]] = seen.get(r["row"], 0) + 1
     return recs
+
+
+def data_refs(values) -> list[str]:
+    """The refs among `values` that point into data (a dataset row or a key of it: '.../attr/rows/id/x',
+    '.../key/question'), not whole objects (an Evaluation, a Model): those are resolved for display."""
+    out = []
+    for v in values:
+        if is_ref(v) and v not in out:
+            try:
+                if parse_ref(v).extra:
+                    out.append(v)
+            except ValueError:
+                continue
+    return out
+
+
+def resolve_data_refs(app, values, cap: int = 200) -> dict:
+    """ref -> its value, for the data refs among `values` (one batch read, at most `cap`)."""
+    refs = data_refs(values)[:cap]
+    if not refs:
+        return {}
+    try:
+        vals = app.traces.read_refs(refs)
+    except LensError:
+        return {}
+    return {r: v for r, v in zip(refs, vals) if v is not None}

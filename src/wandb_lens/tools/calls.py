@@ -15,7 +15,7 @@ from ..errors import LensError, close_matches, suggest
 from ..sources.weave.refs import is_ref, short_ref
 from ..sources.weave.source import op_ref, resolve_project
 from . import _base
-from ._weave import and_query, minute, op_short, since_query
+from ._weave import and_query, minute, op_short, resolve_data_refs, since_query
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
@@ -59,6 +59,10 @@ def _cell(v: Any) -> Any:
         text = dumps(v)
         return v if len(text) <= CELL else text[:CELL] + f"... [{len(text)} chars JSON]"
     return v
+
+
+def _deref(v, found: dict):
+    return found.get(v, v) if isinstance(v, str) else v
 
 
 def _unknown_op(src, pid: str, op: str) -> None:
@@ -122,6 +126,7 @@ def register(server, app) -> None:
         calls = src.calls(pid, flt or None, query, columns=read, limit=limit, offset=offset,
                           sort_by=sort_by or [{"field": "started_at", "direction": "desc"}]) if total > offset else []
         cols = ["id", "op", "status", "started", "latency_ms", *extra]
+        found = resolve_data_refs(app, [cq.get_path(c, f) for c in calls for f in extra])
         any_err = any(c.get("exception") for c in calls)
         if any_err:
             cols.append("error")
@@ -129,7 +134,7 @@ def register(server, app) -> None:
         for c in calls:
             weave = (c.get("summary") or {}).get("weave") or {}
             row = [c["id"], op_short(c.get("op_name")), ev.call_status(c), minute(c.get("started_at")),
-                   weave.get("latency_ms"), *[_cell(cq.get_path(c, f)) for f in extra]]
+                   weave.get("latency_ms"), *[_cell(_deref(cq.get_path(c, f), found)) for f in extra]]
             if any_err:
                 e = ev.parse_exception(c.get("exception")) if c.get("exception") else {}
                 row.append(_cell(f"{e.get('type')}: {e.get('line')}") if e else None)

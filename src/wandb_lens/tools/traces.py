@@ -11,7 +11,7 @@ from ..errors import LensError, suggest
 from ..sources.weave.refs import is_ref, short_ref
 from ..sources.weave.source import op_ref, resolve_project
 from . import _base
-from ._weave import find_call, label, op_short, since_query
+from ._weave import find_call, label, op_short, resolve_data_refs, since_query
 
 TOP_OPS = 10
 MAX_CHILDREN = 20
@@ -118,7 +118,7 @@ def register(server, app) -> None:
             "id": call["id"], "op": op_short(call.get("op_name")), "name": label(call),
             "status": ev.call_status(call), "started_at": call.get("started_at"), "ended_at": call.get("ended_at"),
             "latency_ms": weave.get("latency_ms"), "trace_id": call.get("trace_id"),
-            "parent_id": call.get("parent_id"), "inputs": plain(call.get("inputs")),
+            "parent_id": call.get("parent_id"), "inputs": plain(_resolved(app, call.get("inputs"))),
             "output": plain(call.get("output")),
         }
         if call.get("exception"):
@@ -144,6 +144,14 @@ def register(server, app) -> None:
     _base.add(server, get_call,
               "One Weave call as plain JSON (long values cut, sizes stated) with a summary of its children. "
               "depth: 0 none, 1 children, 2 children with their child counts.")
+
+
+def _resolved(app, inputs):
+    """Inputs with dataset-row refs replaced by the row's fields (objects stay refs)."""
+    if not isinstance(inputs, dict):
+        return inputs
+    found = resolve_data_refs(app, list(inputs.values()))
+    return {k: found.get(v, v) if isinstance(v, str) else v for k, v in inputs.items()}
 
 
 def _children(src, pid: str, call_id: str, depth: int, offset: int = 0, limit: int = MAX_CHILDREN) -> dict:

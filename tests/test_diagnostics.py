@@ -262,7 +262,7 @@ def test_divergence_start_is_where_the_rise_begins():
     y = np.exp(-s / 3000) + 0.02 * rng.normal(size=3000)
     y[1200:] += (s[1200:] - 12000) / 10000
     d = curve_features(s, y, "min")["divergence"]
-    assert d["detected"] and 12000 <= d["start_step"] <= 12600
+    assert d["detected"] and 11400 <= d["start_step"] <= 12600  # the true start +-2% of the run
 
 
 def test_cosine_floor_warmup_in_steps_and_shapes():

@@ -155,11 +155,23 @@ def test_diagnostics_doc_states_the_rules_the_code_applies():
     from wandb_lens.resources import doc_text
 
     doc = doc_text("training-diagnostics")
-    assert f"more than {curves.Z_SPIKE:g} robust standard deviations" in doc
     flat = " ".join(doc.split())
     assert f"median of its {2 * curves.K} neighbours, the point itself excluded" in flat
     assert f"above {gradients.EXPLODE:g}x the median" in doc
     assert f"below {gradients.VANISH:g} x the early median" in doc
+    from wandb_lens.analysis import noise
+
+    assert f"more than {noise.Z_SPIKE:g} robust standard deviations above the level AND material: at least " \
+        f"{noise.MATERIAL:g}x the local level on log scale (z of at least {noise.Z_MATERIAL_LINEAR:g}" in flat
+    assert f"max({noise.DAMAGE_Z:g} x the noise of that difference, {(noise.DAMAGE_MIN_RATIO - 1) * 100:.0f}%)" in flat
+    assert (f"that set the smoothed trend back ({verdict.DAMAGING_MIN} or more) or are frequent "
+            f"({verdict.FREQUENT_MIN} or more at {verdict.FREQUENT_RATE:g} or more per 1k points)") in flat
+    assert f"counted after the first {verdict.SKIP_START * 100:g}% of points" in flat
+    assert (f"by more than {curves.DIV_NOISE:g} x its level noise AND by more than {curves.DIV_FRAC * 100:g}% of "
+            "max(the descent before the best, |best|)") in flat
+    assert f"the drop must be at least {verdict.RL_DROP * 100:g}% of the gain" in flat
+    assert f"the LR fell below {verdict.LR_COLLAPSE * 100:g}% of its peak after the peak" in flat
+    assert f"max(3 level noise, {verdict.SETTLE * 100:g}% of the descent)" in flat
     for v in verdict.VERDICTS:
         assert f"**{v}**" in doc
     order = [doc.index(f"**{v}**") for v in ("diverged", "overfit", "unstable", "healthy", "plateaued", "converged")]

@@ -3,27 +3,25 @@
 Definitions (all documented here, used by the verdict rules in `verdict.py`):
 - direction: "min" (lower is better) or "max"; "auto" = min when the first 10% of points sit above the
   last 10% (median), else max.
-- profile: the curve smoothed for shape questions: for n <= 400 a centred rolling median (window
-  2*(n//80)+1), else medians of 400 equal-count buckets. Its noise `noise_p` is the robust std of
-  its step-to-step differences / sqrt(2).
-- noise: the median local robust std (1.4826 * MAD of each point's 10 neighbours).
+- profile: the smoothed curve every level is read on: a centred rolling median over ~4% of the
+  points (at least 5; windows shrink at the ends); beyond 2,000 points, medians of 400 equal-count
+  buckets, then the rolling median over ~4% of the buckets. A single outlier never sets a level.
+  Its level noise `noise_p` = 1.2533 x robust std of the residuals / sqrt(points per window).
+- noise: the median robust std (1.4826 x MAD) of consecutive 10-point blocks, in the metric's units.
   smoothness = noise / (max - min of the profile): LOWER is smoother (0 = a clean line).
 - monotonicity: share of profile moves in the good direction.
-- spikes: a point is a spike when it lies more than Z_SPIKE robust stds from the median of its 10
-  neighbours (5 each side, the point itself excluded), in the bad direction. So a clear spike is found
-  in a 50-point run, and a level shift (half the neighbours on each level) is not a spike. Spike points
-  closer than 5 points form one event; `spike_count` counts events. For n > 50,000 points, candidates
-  are first screened with medians of 16-point blocks, then confirmed with the exact rule.
+- spikes: the noise model of `noise.py` (log scale for non-negative losses, a run-wide robust scale,
+  a material size, events and their rate per 1k points, damage to the trend).
   spikes_late: >= 2 events in the last 30% of steps at more than twice the earlier rate.
 - slopes: least-squares slope (value per step) over 10 equal-count checkpoints; tail_slope over the
   last 20% of points.
 - plateaus: profile stretches where the value moves less than max(3*noise_p, 1% of range) over 5% of the
   profile, lasting >= 10% of the run. flat_since: start of the plateau that reaches the end.
 - divergence: the profile rises (in the bad direction) from its best to the end by more than
-  max(6*noise_p, 10% of the scale) and stays up (end level >= half the peak rise); a positive
-  curve spanning > 3 orders of magnitude is judged on its log. start_step is the
-  last step where the profile was still within 3*noise_p of its best: where the
-  sustained rise really begins, not the curve's start.
+  max(DIV_NOISE x noise_p, DIV_FRAC x max(the descent before the best, |best|)), so a wobble that is
+  tiny against the run's own descent is no rise, and stays up (the end rise >= half the peak rise).
+  start_step is the last step where the profile was still within 3 x noise_p of its best: where the
+  smoothed curve leaves its best, not the curve's start.
 """
 
 from __future__ import annotations
@@ -32,10 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-K = 5  # neighbours on each side for the spike rule
-Z_SPIKE = 6.0
-EXACT_MAX = 50_000
+from .noise import EXACT_MAX, K, Z_SPIKE, block_stats, spike_model, top_events
+
 PROFILE_POINTS = 400
+SMOOTH_DIV = 25  # the smoothing window is ~1/25 (4%) of the points
+DIV_NOISE = 6.0
+DIV_FRAC = 0.1
 TOP_SPIKES = 5
 N_CHECKPOINTS = 10
 
@@ -49,126 +49,59 @@ class Curve:
     py: np.ndarray = field(default_factory=lambda: np.zeros(0))
     noise_p: float = 0.0
     features: dict = field(default_factory=dict)
+    spikes: dict = field(default_factory=dict)  # noise.spike_model output (events with their indices)
 
     def level_at(self, step: float) -> float:
         """The profile's value at `step` (linear interpolation on the step axis)."""
         return float(np.interp(step, self.px, self.py))
 
 
-def _neighbour_stats(x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and MAD of the 2K neighbours of x[idx] (itself excluded); edges reflected (odd)."""
-    n = x.size
-    pad = np.concatenate([2 * x[0] - x[K:0:-1], x, 2 * x[-1] - x[-2:-K - 2:-1]]) if n > K + 1 else None
-    if pad is None:
-        pad = np.pad(x, K, mode="edge")
-    offs = np.concatenate([np.arange(-K, 0), np.arange(1, K + 1)])
-    win = pad[idx[:, None] + K + offs[None, :]]
-    # remove the local linear trend (slope between the left and right neighbour medians), so a steep
-    # stretch of the curve does not pass for noise
-    left = np.median(win[:, :K], axis=1)
-    right = np.median(win[:, K:], axis=1)
-    slope = (right - left) / (K + 1)
-    win = win - slope[:, None] * offs[None, :]
-    win.sort(axis=1)
-    med = 0.5 * (win[:, K - 1] + win[:, K])
-    dev = np.abs(win - med[:, None])
-    dev.sort(axis=1)
-    mad = 0.5 * (dev[:, K - 1] + dev[:, K])
-    return med, mad
-
-
-def _block_stats(x: np.ndarray, b: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Medians / MADs of consecutive b-point blocks and each point's deviation from its block median."""
-    n = x.size
-    nb = n // b
-    blocks = x[: nb * b].reshape(nb, b)
-    srt = np.sort(blocks, axis=1)
-    med = 0.5 * (srt[:, b // 2 - 1] + srt[:, b // 2])
-    dev = np.sort(np.abs(srt - med[:, None]), axis=1)
-    mad = 0.5 * (dev[:, b // 2 - 1] + dev[:, b // 2])
-    return med, mad, blocks - med[:, None]
-
-
-def spikes(steps: np.ndarray, x: np.ndarray, sign: float | None, blocks=None) -> tuple[np.ndarray, np.ndarray, float]:
-    """(indices of spike points, their robust z, the curve's local noise). sign None = both ways.
-
-    The robust std of a point is max(1.4826 * MAD of its neighbours, the curve's median local noise):
-    ten neighbours alone give too unsteady a scale (Gaussian noise would show ~1 spike per 1,000 points).
-    """
-    n = x.size
-    if n < 2 * K + 1:
-        return np.zeros(0, dtype=np.int64), np.zeros(0), 0.0
-    if n <= EXACT_MAX:
-        idx = np.arange(n)
-        med, mad = _neighbour_stats(x, idx)
-        noise = float(np.median(1.4826 * mad))
-    else:
-        bmed, bmad, bdev = blocks if blocks is not None else _block_stats(x)
-        noise = float(np.median(1.4826 * bmad))
-        floor = max(noise, 1e-300)
-        dev = bdev * (sign if sign else 1.0)
-        if not sign:
-            dev = np.abs(dev)
-        hit = dev > 0.5 * Z_SPIKE * np.maximum(1.4826 * bmad, floor)[:, None]
-        idx = np.flatnonzero(hit.ravel())
-        idx = np.concatenate([idx, np.arange(bdev.size, n)])  # the few points after the last block
-        if idx.size == 0:
-            return idx, np.zeros(0), noise
-        med, mad = _neighbour_stats(x, idx)
-    scale = np.maximum(1.4826 * mad, max(noise, 1e-12))
-    scale = np.maximum(scale, 1e-9 * np.abs(med))
-    z = (x[idx] - med) / scale
-    if sign:
-        z = z * sign
-    else:
-        z = np.abs(z)
-    hit = z > Z_SPIKE
-    return idx[hit], z[hit], noise
-
-
-def _events(idx: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Spike points closer than K apart form one event; (event peak indices, their z), by step."""
-    if idx.size == 0:
-        return idx, z
-    group = np.concatenate([[0], np.cumsum(np.diff(idx) > K)])
-    order = np.lexsort((-z, group))
-    _, first = np.unique(group[order], return_index=True)
-    pick = order[first]
-    return idx[pick], z[pick]
-
-
 def profile(steps: np.ndarray, x: np.ndarray, block_medians=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(x, y, level noise) of the smoothed curve: a centred rolling median over ~4% of the points
+    (at least 5; windows shrink at the ends); beyond 2,000 points, medians of 400 equal-count buckets
+    first, then the rolling median over the buckets. The level noise is the standard error of such a
+    median: 1.2533 x the robust std of the residuals from it / sqrt(points in the window)."""
     n = x.size
-    if block_medians is not None and block_medians.size >= 4 * PROFILE_POINTS:
-        # long curves: medians of the 16-point block medians (median of medians), 400 buckets
+    if n > 5 * PROFILE_POINTS:
         m = PROFILE_POINTS
-        nb = block_medians.size
-        size = nb // m
-        py = np.median(block_medians[: size * m].reshape(m, size), axis=1)
-        b = (n // nb) if nb else 1
-        px = steps[: size * m * b].reshape(m, size * b).mean(axis=1, dtype=np.float64)
-    elif n <= PROFILE_POINTS:
-        h = max(1, n // 80)
-        if n >= 2 * h + 1:
-            from numpy.lib.stride_tricks import sliding_window_view
-
-            padded = np.pad(x, h, mode="edge")
-            py = np.median(sliding_window_view(padded, 2 * h + 1), axis=1)
+        if block_medians is not None and block_medians.size >= 4 * m:
+            # long curves: medians of the 16-point block medians (median of medians)
+            nb = block_medians.size
+            size = nb // m
+            by = np.median(block_medians[: size * m].reshape(m, size), axis=1)
+            bx = steps[: size * m * 16].reshape(m, size * 16).mean(axis=1, dtype=np.float64)
+            size *= 16
         else:
-            py = x.copy()
-        px = steps.astype(np.float64)
+            size = n // m
+            cut = size * m
+            by = np.median(x[:cut].reshape(m, size), axis=1)
+            bx = steps[:cut].reshape(m, size).mean(axis=1, dtype=np.float64)
+            if cut < n:  # the remainder joins the last bucket
+                by[-1] = np.median(x[(m - 1) * size:])
+                bx[-1] = float(np.mean(steps[(m - 1) * size:]))
+        h = max(1, m // SMOOTH_DIV // 2)
+        px, py, per = bx, _rolling_median(by, h), size * (2 * h + 1)
     else:
-        m = PROFILE_POINTS
-        size = n // m
-        cut = size * m
-        py = np.median(x[:cut].reshape(m, size), axis=1)
-        px = steps[:cut].reshape(m, size).mean(axis=1, dtype=np.float64)
-        if cut < n:  # the remainder joins the last bucket
-            py[-1] = np.median(x[(m - 1) * size:])
-            px[-1] = float(np.mean(steps[(m - 1) * size:]))
-    d = np.diff(py)
-    noise_p = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2)) if d.size >= 3 else 0.0
-    return px, py, noise_p
+        h = max(2, n // SMOOTH_DIV // 2)
+        px, py, per = steps.astype(np.float64), _rolling_median(x, h), 2 * h + 1
+    k = max(1, n // 50_000)  # a run-wide estimate: an evenly strided sample is enough
+    resid = x[::k] - (np.interp(steps[::k], px, py) if px.size > 1 else py[0])
+    sd = 1.4826 * float(np.median(np.abs(resid - np.median(resid)))) if resid.size >= 3 else 0.0
+    return px, py, 1.2533 * sd / np.sqrt(per)
+
+
+def _rolling_median(x: np.ndarray, h: int) -> np.ndarray:
+    n = x.size
+    if n < 3:
+        return x.copy()
+    h = min(h, (n - 1) // 2)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    padded = np.concatenate([np.full(h, np.nan), x, np.full(h, np.nan)])
+    win = sliding_window_view(padded, 2 * h + 1)
+    out = np.median(win[h:n - h], axis=1) if n > 2 * h else np.zeros(0)
+    edges = [np.nanmedian(win[i]) for i in range(h)], [np.nanmedian(win[i]) for i in range(max(h, n - h), n)]
+    return np.concatenate([edges[0], out, edges[1]])
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -229,32 +162,33 @@ def _plateaus(px: np.ndarray, b: np.ndarray, noise_p: float) -> list[tuple[int, 
 
 
 def _divergence(px: np.ndarray, b: np.ndarray, noise_p: float) -> dict:
+    """Sustained rise of the smoothed curve b (bad direction = up) from its best to the end."""
     m = b.size
     if m < 6:
         return {"detected": False}
-    raw = b
-    if b.min() > 0 and b.max() / b.min() > 1e3:  # an explosion over orders of magnitude: judge it in log
-        b = np.log(b)
-        d = np.diff(b)
-        noise_p = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
     j = int(np.argmin(b))
     tail = max(3, m // 20)
-    end_level = float(np.median(b[-tail:]))
-    rise = end_level - float(b[j])
     if j >= m - tail:
         return {"detected": False}
+    end_level = float(np.median(b[-tail:]))
+    rise = end_level - float(b[j])
     descent = float(np.max(b[: j + 1]) - b[j])
-    scale = max(abs(float(b[j])), descent, 1e-12) if b is raw else 1.0
-    band = max(3 * noise_p, 1e-9 * scale)
-    inside = np.flatnonzero(b[j:] <= b[j] + band) + j
+    ref = max(descent, abs(float(b[j])), 1e-300)
+    big = rise > DIV_FRAC * ref  # large against the run's own descent (or level), in the metric's units
+    lb = b
+    if b.min() > 0 and b.max() / b.min() > 1e3:  # an explosion over orders of magnitude: noise and start in log
+        lb = np.log(b)
+        d = np.diff(lb)
+        noise_p = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+    band = max(3 * noise_p, 1e-9 * abs(float(lb[j])))
+    inside = np.flatnonzero(lb[j:] <= lb[j] + band) + j
     s = int(inside[-1])
-    peak = float(np.max(b[s:]) - b[j])
-    detected = (rise > max(6 * noise_p, 0.1 * scale) and s < m - tail
-                and end_level - b[j] >= 0.5 * peak)
+    l_rise = float(np.median(lb[-tail:]) - lb[j])
+    peak = float(np.max(lb[s:]) - lb[j])
+    detected = (big and l_rise > DIV_NOISE * noise_p and s < m - tail and l_rise >= 0.5 * peak)
     out = {"detected": bool(detected)}
     if detected:
-        out["start_step"] = float(px[s])
-        out["rise"] = float(np.median(raw[-tail:]) - raw[j])
+        out.update(start_step=float(px[s]), rise=rise, rise_frac=rise / ref, best_step=float(px[j]))
     return out
 
 
@@ -276,7 +210,9 @@ def _analyse(steps: np.ndarray, values: np.ndarray, direction: str) -> Curve:
     bad = n - int(finite.sum())
     if bad:
         out["nan_inf"] = bad
-        out["first_nan_step"] = float(steps[np.flatnonzero(~finite)[0]])
+        first_bad = int(np.flatnonzero(~finite)[0])
+        out["first_nan_step"] = float(steps[first_bad])
+        out["nan_share_after"] = float(np.mean(~finite[first_bad:]))
         last_finite = np.flatnonzero(finite)
         if last_finite.size == 0 or last_finite[-1] < np.flatnonzero(~finite)[-1]:
             out["nan_to_end"] = True
@@ -285,6 +221,8 @@ def _analyse(steps: np.ndarray, values: np.ndarray, direction: str) -> Curve:
         out["first_nan_step"] = None
     s, x = steps[finite], values[finite]
     nf = int(x.size)
+    if bad and finite.any() and not (~finite[np.argmax(finite):]).any():
+        out["nan_leading_only"] = True  # NaN/Inf only before the first finite point (e.g. a first log at init)
     if direction not in ("min", "max"):
         if nf >= 2:
             k = max(1, nf // 10)
@@ -314,23 +252,24 @@ def _analyse(steps: np.ndarray, values: np.ndarray, direction: str) -> Curve:
                    flat_since=float(s[0]), divergence={"detected": False})
         curve.px, curve.py = s.copy(), x.copy()
         return curve
-    blocks = _block_stats(x) if nf > EXACT_MAX else None
+    blocks = block_stats(x) if nf > EXACT_MAX else None
     px, py, noise_p = profile(s, x, blocks[0] if blocks else None)
     curve.px, curve.py, curve.noise_p = px, py, noise_p
     b = sign * py
-    idx, z, noise = spikes(s, x, sign, blocks)
-    ev_idx, ev_z = _events(idx, z)
-    span = float(s[-1] - s[0]) or 1.0
-    late_cut = s[0] + 0.7 * span
-    n_late = int(np.sum(s[ev_idx] > late_cut))
-    n_early = int(ev_idx.size - n_late)
-    top = np.argsort(-ev_z)[:TOP_SPIKES]
     rng = float(py.max() - py.min()) or float(x[i_max] - x[i_min])
+    sp = spike_model(s, x, sign, rng, blocks)
+    curve.spikes = sp
+    ev = sp["events"]
+    ev_steps = np.array([e["step"] for e in ev])
+    span = float(s[-1] - s[0]) or 1.0
+    n_late = int(np.sum(ev_steps > s[0] + 0.7 * span))
+    n_early = len(ev) - n_late
+    noise = _local_noise(x)
     out.update(
         noise=noise, smoothness=noise / rng if rng else 0.0,
         monotonicity=float(np.mean(np.diff(b) < 0)) if b.size > 1 else 0.0,
-        spike_count=int(ev_idx.size),
-        spikes=[{"step": float(s[i]), "value": float(x[i]), "z": float(v)} for i, v in zip(ev_idx[top], ev_z[top])],
+        spike_count=len(ev), spike_rate_per_1k=round(sp["per_1k_points"], 3), spikes_damaging=sp["damaging"],
+        spike_scale=sp["scale"], spikes=top_events(ev),
         spikes_late=bool(n_late >= 2 and n_late / 0.3 > 2 * n_early / 0.7),
     )
     out["slopes"] = _checkpoint_slopes(s, x)
@@ -346,6 +285,16 @@ def _analyse(steps: np.ndarray, values: np.ndarray, direction: str) -> Curve:
         div["start_step"] = _logged(s, div["start_step"])
     out["divergence"] = div
     return curve
+
+
+def _local_noise(x: np.ndarray) -> float:
+    """Median robust std (1.4826 x MAD) of consecutive 10-point blocks, in the metric's units."""
+    if x.size < 20:
+        return float(1.4826 * np.median(np.abs(x - np.median(x))))
+    blocks = x[: x.size // 10 * 10].reshape(-1, 10)
+    blocks = blocks[:: max(1, blocks.shape[0] // 10_000)]  # a run-wide median: 10,000 blocks are enough
+    med = np.median(blocks, axis=1)
+    return float(np.median(1.4826 * np.median(np.abs(blocks - med[:, None]), axis=1)))
 
 
 def _logged(steps: np.ndarray, x: float) -> float:

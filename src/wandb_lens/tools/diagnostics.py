@@ -9,10 +9,10 @@ import numpy as np
 from ..analysis import keys as K
 from ..analysis.compare import at_common_steps, differing_config, rank, tied
 from ..analysis.curves import analyse
+from ..analysis.diagnose import diagnose
 from ..analysis.flatten import flatten, is_scalar, short
 from ..analysis.gradients import grad_norm_features, layer_table
 from ..analysis.schedule import lr_features
-from ..analysis.verdict import judge
 from ..errors import LensError
 from . import _base
 from .logs import error_quote
@@ -50,7 +50,7 @@ def _features(rd: RunData, metric: str, step_key: str | None, direction: str) ->
 
 
 def _diagnose(rd: RunData, step_key: str | None, train_key: str | None, val_key: str | None) -> dict:
-    keys = pick_keys(rd, train_key, val_key)
+    keys, why = pick_keys(rd, train_key, val_key)
     tk, vk = keys["train"], keys.get("val")
     ax = rd.axis(tk, step_key)
     notes = [ax["note"]] if ax.get("note") else []
@@ -58,28 +58,16 @@ def _diagnose(rd: RunData, step_key: str | None, train_key: str | None, val_key:
     if np.isfinite(y).sum() < 5 and not np.any(~np.isfinite(y)):
         raise LensError(f"{tk!r} has {int(np.isfinite(y).sum())} finite point(s) on {ax['key']!r} in run "
                         f"{rd.info.ref}: at least 5 are needed to judge a curve.")
-    train = analyse(x, y, direction_of(tk, "auto"))
-    if train.values.size < 3:
-        tr = {"verdict": "diverged", "evidence": [f"{tk}: only {train.values.size} finite point(s) of {y.size}"
-                                                  f", first NaN/Inf at step {train.features.get('first_nan_step')}"],
-              "next_actions": ["lower the learning rate", "add gradient clipping"]}
-        if not train.features.get("nan_inf"):
-            raise LensError(f"{tk!r} has too few points to judge.")
-    val = None
-    alignment = None
+    val_xy = None
     if vk:
         vx = rd.xs(vk, ax["key"])
         v_axis = ax["key"]
         if vx is None or vx.size < 4:
             v_axis = rd.axis(vk, None)["key"]
-            notes.append(f"{vk!r} is not logged with {ax['key']!r}; read on {v_axis!r}")
-        vx, vy = rd.series(vk, v_axis)
-        if np.isfinite(vy).sum() >= 4 or np.any(~np.isfinite(vy)):
-            val = analyse(vx, vy, direction_of(vk, "auto"))
-            alignment = f"{tk} read at the {vk} steps by interpolation of its smoothed curve on {ax['key']!r}"
-        else:
-            notes.append(f"{vk!r} has {int(np.isfinite(vy).sum())} finite point(s): overfitting not judged")
-    lr = grad = lr_series = None
+            if v_axis != ax["key"]:
+                notes.append(f"{vk!r} is not logged with {ax['key']!r}; read on {v_axis!r}")
+        val_xy = rd.series(vk, v_axis)
+
     def on_train_axis(key: str) -> tuple[np.ndarray, np.ndarray]:
         """LR / grad norm on the train metric's x-axis when logged with it (their steps are compared)."""
         own_x = rd.xs(key, "_step")
@@ -88,35 +76,20 @@ def _diagnose(rd: RunData, step_key: str | None, train_key: str | None, val_key:
             else rd.axis(key, step_key)["key"]
         return rd.series(key, use)
 
-    if keys.get("lr"):
-        lx, ly = on_train_axis(keys["lr"])
-        if np.isfinite(ly).any():
-            lr, lr_series = lr_features(lx, ly), (lx, ly)
-    if keys.get("grad_norm"):
-        gx, gy = on_train_axis(keys["grad_norm"])
-        grad = grad_norm_features(gx, gy)
-    if train.values.size >= 3:  # with fewer finite train points the NaN verdict above stands
-        tr = judge(train, val, lr, grad, lr_series, {"train": tk, "val": vk or "val"})
+    lr_xy = on_train_axis(keys["lr"]) if keys.get("lr") else None
+    grad_xy = on_train_axis(keys["grad_norm"]) if keys.get("grad_norm") else None
+    cfg = {k: v for k, v in flatten(rd.info.config).items() if is_scalar(v)}
+    res = diagnose((x, y), direction_of(tk, "auto"), keys, why, val_xy, direction_of(vk, "auto") if vk else "auto",
+                   lr_xy, grad_xy, rl=K.is_return(tk) and not train_key, config=cfg)
+    notes += res.pop("notes")
+    if res.pop("_val_judged") and vk:
+        res["alignment"] = f"{tk} read at the {vk} steps by interpolation of its smoothed curve on {ax['key']!r}"
     st = rd.state_note()
     if st:
         notes.append(st)
-    T = train.features
-    out: dict[str, Any] = {
-        "run": rd.info.ref, "name": rd.name, "state": rd.info.state, "verdict": tr["verdict"],
-        "evidence": tr["evidence"][:5], "next_actions": tr["next_actions"][:4],
-        "step_key": ax["key"], "step_key_why": ax["why"],
-        "keys": {k: v for k, v in keys.items() if v and k in ("train", "val", "lr", "grad_norm")},
-        "train": {k: T.get(k) for k in ("n", "first", "min", "min_step", "final_mean", "final_std", "spike_count",
-                                         "nan_inf")},
-    }
-    if val is not None:
-        V = val.features
-        out["val"] = {k: V.get(k) for k in ("n", "min", "min_step", "final_mean", "nan_inf")}
-        out["alignment"] = alignment
-    if lr:
-        out["lr"] = {k: lr.get(k) for k in ("peak", "peak_step", "warmup_steps", "shape", "floor", "final")}
-    if grad and "median" in grad:
-        out["grad_norm"] = {k: grad.get(k) for k in ("median", "final_median", "explosion", "vanishing", "dead")}
+    out: dict[str, Any] = {"run": rd.info.ref, "name": rd.name, "state": rd.info.state, "verdict": res.pop("verdict"),
+                           "evidence": res.pop("evidence"), "next_actions": res.pop("next_actions"),
+                           "step_key": ax["key"], "step_key_why": ax["why"], **res}
     if notes:
         out["note"] = "; ".join(notes)
     return out

@@ -107,21 +107,27 @@ def direction_of(key: str, direction: str) -> str:
     return K.direction_for(key) or "auto"
 
 
-def pick_keys(rd: RunData, train_key: str | None, val_key: str | None) -> dict:
-    found = K.find_keys(rd.numeric_keys())
+def pick_keys(rd: RunData, train_key: str | None, val_key: str | None) -> tuple[dict, dict]:
+    """(role -> key, role -> why it was picked) for train / val / lr / grad_norm."""
+    roles = K.resolve_roles(rd.numeric_keys())
+    found = {r: roles[r]["key"] for r in ("train", "val", "lr", "grad_norm") if r in roles}
+    why = {r: roles[r]["why"] for r in ("train", "val") if r in roles}
     if train_key:
         rd.check_metric(train_key, "train_key")
-        found["train"] = train_key
+        found["train"], why["train"] = train_key, "asked for"
     if val_key:
         rd.check_metric(val_key, "val_key")
-        found["val"] = val_key
+        found["val"], why["val"] = val_key, "asked for"
     if not found.get("train"):
         if found.get("val"):
             found["train"], found["val"] = found["val"], None
+            why["train"] = f"guess: no train loss logged; judged the validation curve {found['train']!r} as the curve"
+            why.pop("val", None)
         else:
             pool = rd.numeric_keys()
             raise LensError(f"No loss-like metric found in run {rd.info.ref}; pass train_key. Numeric keys "
                             f"({len(pool)}): {', '.join(sorted(pool)[:15])}{' ...' if len(pool) > 15 else ''}.")
     if found.get("val") == found["train"]:
         found["val"] = None
-    return found
+        why.pop("val", None)
+    return found, why

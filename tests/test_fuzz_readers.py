@@ -486,7 +486,7 @@ def test_summary_key_set_after_its_removal_stays():
     later set again was deleted at the end."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from wandb_lens.sources.local import run_file
+    from wandb_lens.sources.local import summary_merge
 
     def rec(update=None, remove=None) -> bytes:
         r = pb.Record()
@@ -499,7 +499,9 @@ def test_summary_key_set_after_its_removal_stays():
         return r.SerializeToString()
 
     summary: dict = {}
-    parse = pb.Record.FromString
-    run_file._apply_summaries(summary, [rec(update=("acc", "0.5")), rec(remove="acc"), rec(update=("acc", "0.9")),
-                                        rec(update=("gone", "1")), rec(remove="gone")], parse)
+    merge = summary_merge.SummaryMerge()
+    for r in [rec(update=("acc", "0.5")), rec(remove="acc"), rec(update=("acc", "0.9")),
+              rec(update=("gone", "1")), rec(remove="gone")]:
+        merge.add(r)
+    merge.apply(summary)
     assert summary == {"acc": 0.9}

@@ -19,16 +19,57 @@ _HISTORY_TAG = 0x12  # Record field 2, length-delimited
 _SUMMARY_TAG = 0x1A  # Record field 3
 
 
+_SKIP_LEN = {16, 19, 200}  # Record.control, uuid, _info: may come before the payload field
+
+
 def _record_tag(rec: bytes) -> int:
-    """The tag byte of the record's payload field (after the optional `num` varint)."""
+    """The tag byte of the record's payload field (after the optional `num` varint); -1 when it
+    cannot be told."""
     i = 0
-    if rec and rec[0] == 0x08:
+    n = len(rec)
+    if n and rec[0] == 0x08:
         i = 1
-        n = len(rec)
         while i < n and rec[i] & 0x80:
             i += 1
         i += 1
-    return rec[i] if i < len(rec) else -1
+    if i >= n:
+        return -1
+    tag = rec[i]
+    return _record_tag_after_extras(rec) if tag in (0x82, 0x9A, 0xC2) else tag
+
+
+def _record_tag_after_extras(rec: bytes) -> int:
+    """The payload's tag when control / uuid / _info fields come first (a summary set from
+    Python carries `_info` before it)."""
+    i = 0
+    n = len(rec)
+    while i < n:
+        tag = rec[i]
+        field_no = tag >> 3
+        j = i + 1
+        if tag & 0x80:  # two-byte tag
+            if j >= n:
+                return -1
+            field_no = ((tag & 0x7F) | (rec[j] & 0x7F) << 7) >> 3
+            j += 1
+        if field_no == 1 and tag & 7 == 0:  # num
+            while j < n and rec[j] & 0x80:
+                j += 1
+            i = j + 1
+            continue
+        if field_no in _SKIP_LEN and tag & 7 == 2:
+            length = shift = 0
+            while j < n:
+                b = rec[j]
+                j += 1
+                length |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            i = j + length
+            continue
+        return tag if not tag & 0x80 else -1
+    return -1
 
 
 def _key(item) -> str:
@@ -106,14 +147,20 @@ class RunScan:
         return cls(**data)
 
 
-def scan(data: bytes, previous: RunScan | None = None, want_history: bool = False, want_summary: bool = True):
+def scan(data: bytes, previous: RunScan | None = None, want_history: bool = False, want_summary: bool = True,
+         history_sink=None, label: str = ""):
     """Scan records from `previous.end_offset` (or the header) on.
 
-    Returns (RunScan, list of undecoded history record payloads if `want_history`). Summary
-    deltas (about two per history row) are the costly part of a scan; `want_summary=False`
-    skips them when only the history is needed.
+    Returns (RunScan, list of undecoded history record payloads if `want_history`). History
+    records go to `history_sink(record)` instead when given (a `HistoryBuilder.add`: decoded a
+    batch at a time, never all held). Summary deltas (about two per history row) are merged a
+    batch at a time (`summary_merge`); `want_summary=False` skips them. Progress is reported in
+    bytes as `<label>: 410 of 1,020 MB` (a no-op unless the tool call listens).
     """
+    from ... import progress
     from wandb.proto import wandb_internal_pb2 as pb  # heavy: imports wandb
+
+    from .summary_merge import SummaryMerge
 
     check_header(data)
     state = RunScan(**previous.to_json()) if previous else RunScan()
@@ -125,26 +172,36 @@ def scan(data: bytes, previous: RunScan | None = None, want_history: bool = Fals
     framing = Framing(data, start=state.end_offset or 7)
     parse = pb.Record.FromString
     history: list[bytes] = []
-    summaries: list[bytes] = []
+    sink = history_sink or (history.append if want_history else None)
+    merge = SummaryMerge() if want_summary else None
     last_history: bytes | None = None
+    first = framing.start
+    total_mb = (len(data) - first) / 1e6
+    listening = progress.active() and total_mb > 8
+    count = 0
     for rec in framing.records():
+        count += 1
+        if listening and not count & 0xFFF:
+            done_mb = (framing.end_offset - first) / 1e6
+            progress.report(done_mb, total_mb, f"{label or 'reading'}: {done_mb:,.0f} of {total_mb:,.0f} MB")
         tag = _record_tag(rec)
         if tag == _HISTORY_TAG:
             state.history_rows += 1
             last_history = rec
-            if want_history:
-                history.append(rec)
+            if sink is not None:
+                sink(rec)
             continue
         if tag == _SUMMARY_TAG:
-            if want_summary:
-                summaries.append(rec)
+            if merge is not None:
+                merge.add(rec)
             continue
         try:
             record = parse(rec)
             _apply_record(state, record)
         except Exception as exc:  # a record that passed its CRC but is not a Record (or holds nonsense)
             _damage(state, f"undecodable record ({type(exc).__name__})")
-    _apply_summaries(state.summary, summaries, parse)
+    if merge is not None:
+        merge.apply(state.summary)
     if last_history is not None:
         try:
             _apply_last_row(state, parse(last_history).history)
@@ -227,80 +284,6 @@ def _apply_metric(metrics: list[dict], metric) -> None:
     if metric.goal:
         entry["goal"] = "minimize" if metric.goal == 1 else "maximize"
     metrics[:] = [m for m in metrics if m["name"] != name] + [entry]
-
-
-def _submessage(rec: bytes) -> bytes:
-    """The bytes of a record's payload field (the part after the `num` varint, tag and length)."""
-    i = 0
-    if rec[0] == 0x08:
-        i = 1
-        while rec[i] & 0x80:
-            i += 1
-        i += 1
-    i += 1  # the field's tag byte
-    length = shift = 0
-    while True:
-        b = rec[i]
-        i += 1
-        length |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    return rec[i : i + length]
-
-
-def _apply_summaries(summary: dict, records: list[bytes], parse) -> None:
-    """Apply summary deltas; only the last update of each key matters, so walk backwards.
-
-    Fast path: the SummaryRecord payloads, newest first, are concatenated and parsed as one
-    message (protobuf appends repeated fields), so the C parser does the bulk of the work.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    if not records:
-        return
-    try:
-        merged = pb.SummaryRecord.FromString(b"".join(_submessage(r) for r in reversed(records)))
-    except Exception:
-        merged = None
-    if merged is not None and not merged.remove:
-        _apply_items(summary, merged.update, set())
-        return
-    seen: set = set()
-    removed: set = set()
-    for rec in reversed(records):
-        try:
-            s = parse(rec).summary
-        except Exception:  # passed its CRC yet undecodable: skip it
-            continue
-        for item in s.remove:
-            key = _summary_key(item)
-            if key not in seen:
-                seen.add(key)
-                removed.add(key)
-        _apply_items(summary, s.update, seen)
-    for key in removed:
-        _del_nested(summary, list(key) if isinstance(key, tuple) else [key])
-
-
-def _summary_key(item):
-    """One key for updates and removals alike: the name for a flat key, a tuple for a nested one."""
-    nk = item.nested_key
-    return nk[0] if len(nk) == 1 else (tuple(nk) if nk else item.key)
-
-
-def _apply_items(summary: dict, items, seen: set) -> None:
-    for item in items:
-        key = _summary_key(item)
-        if key in seen:
-            continue
-        seen.add(key)
-        path = list(key) if isinstance(key, tuple) else [key]
-        if path[0] == "_wandb":
-            if path == ["_wandb", "runtime"]:
-                summary["_runtime_wandb"] = _loads(item.value_json)
-            continue
-        _set_nested(summary, path, _loads(item.value_json))
 
 
 def _apply_last_row(state: RunScan, history) -> None:

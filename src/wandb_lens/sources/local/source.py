@@ -196,6 +196,14 @@ class LocalRunSource:
 
     def get_run(self, ref: str) -> RunInfo:
         entity, project, run_id = parse_ref(ref)
+        with self._lock:
+            files = self._discover()
+        # by id first: only the logs named run-<id>.wandb are indexed, not every run in the folder
+        named = [info for info in map(self._info_once, [p for p in files if p.stem == f"run-{run_id}"]) if info]
+        hits = [r for r in named if r.id == run_id and (project is None or r.project == project)
+                and (entity is None or r.entity in ("", entity))]
+        if len(hits) == 1:
+            return hits[0]
         runs = self.list_runs()
         if project is not None and not any(r.project == project for r in runs):
             raise LensError(suggest("project", project, {r.project for r in runs}))
@@ -276,7 +284,7 @@ class LocalRunSource:
                 progress.report(0, new_mb, f"indexing {path.name}: {new_mb:,.0f} MB")
             data = f.map()
             try:
-                scan, _ = run_file.scan(data, previous=previous)
+                scan, _ = run_file.scan(data, previous=previous, label=f"indexing {path.name}")
                 fp = prefix_fingerprint(data, scan.end_offset)
             except NotAWandbFile:
                 return None
@@ -350,7 +358,7 @@ class LocalRunSource:
     def _load_history(self, path: Path, st, mem) -> History:
 
         from . import run_file
-        from .history_decode import decode_history
+        from .history_decode import HistoryBuilder
         from ..history import from_arrow, read_cached, write_cached
 
         pq_path = self.cache_dir / "history" / f"{self._cache_name(path)}.parquet"
@@ -381,8 +389,10 @@ class LocalRunSource:
             data = f.map()
             try:
                 start = RunScan(end_offset=offset) if offset else None
-                scan, records = run_file.scan(data, previous=start, want_history=True, want_summary=False)
-                new = decode_history(records)
+                builder = HistoryBuilder()
+                scan, _ = run_file.scan(data, previous=start, want_summary=False, history_sink=builder.add,
+                                        label=f"decoding {path.name}")
+                new = builder.finish()
                 progress.report(mb, mb, f"decoded {path.name}: {mb:,.1f} MB")
                 fp = prefix_fingerprint(data, scan.end_offset)
             finally:

@@ -41,10 +41,16 @@ def check_header(data: bytes) -> None:
 
 @dataclass
 class Framing:
-    """Iterates whole records from `data`, starting at byte `start` (a chunk boundary)."""
+    """Iterates whole records from `data`, starting at byte `start` (a chunk boundary).
+
+    For a split decode, `start` may be any block boundary: continuation chunks of a record begun
+    in the previous range are skipped there (that range's reader finishes the record), and with
+    `stop` set no record that begins at or after `stop` is read.
+    """
 
     data: bytes
     start: int = HEADER.size
+    stop: int | None = None
     end_offset: int = 0  # byte just after the last whole record: where to resume
     damage: list[str] = field(default_factory=list)
     truncated: bool = False
@@ -58,7 +64,11 @@ class Framing:
         crc32 = zlib.crc32
         type_crc = _TYPE_CRC
         parts: list[bytes] | None = None
+        stop = size if self.stop is None else min(self.stop, size)
+        resync = pos > HEADER.size and pos % BLOCK == 0  # may start inside a record: skip its tail
         while pos < size:
+            if parts is None and pos >= stop:
+                return
             left = BLOCK - pos % BLOCK
             if left < 7:
                 pos += left
@@ -90,6 +100,11 @@ class Framing:
                 pos += left
                 continue
             pos = body + length
+            if resync:
+                if ctype in (MIDDLE, LAST):
+                    self.end_offset = pos
+                    continue
+                resync = False
             if ctype == FULL:
                 if parts is not None:
                     self._corrupt(pos, "record interrupted before its last chunk")

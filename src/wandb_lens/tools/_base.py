@@ -19,7 +19,7 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import ToolAnnotations
 from pydantic import ValidationError
 
-from .. import progress
+from .. import identity, progress
 from ..compact import dumps
 from ..errors import LensError, close_matches
 from . import params as param_docs
@@ -35,6 +35,7 @@ def add(server, fn: Callable, description: str, name: str | None = None) -> None
     @functools.wraps(fn)
     def run(*args, lens_ctx: Context | None = None, **kwargs):
         token = _request_key(lens_ctx)
+        who = identity.bind(lens_ctx)  # per-user caches (plots) bind their entries to it
         try:
             result = fn(*args, **kwargs)
         except LensError as exc:
@@ -50,6 +51,7 @@ def add(server, fn: Callable, description: str, name: str | None = None) -> None
                       exc_info=_request_key_var().get() is None)
             raise ToolError(_scrub(f"{tool_name} failed: {type(exc).__name__}: {exc}"[:500])) from None
         finally:
+            identity.current.reset(who)
             if token is not None:
                 _request_key_var().reset(token)
         if isinstance(result, dict):
@@ -234,11 +236,13 @@ def _request_key(ctx):
 
 @contextlib.contextmanager
 def request_key_from(ctx):
-    """For resources: the request's Bearer W&B key in force while reading, as for tools."""
+    """For resources: the request's Bearer W&B key and identity in force while reading, as for tools."""
     token = _request_key(ctx)
+    who = identity.bind(ctx)
     try:
         yield
     finally:
+        identity.current.reset(who)
         if token is not None:
             _request_key_var().reset(token)
 

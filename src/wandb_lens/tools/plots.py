@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import progress
+from .. import identity, progress
 from ..compact import dumps
 from ..errors import LensError, suggest
 from . import _base
@@ -48,13 +48,14 @@ def register(server, app) -> None:
 
     def cached_plot(tool: str, args: dict, infos: list, draw) -> Plot:
         sig = [(i.ref, i.history_rows, i.last_step, i.state) for i in infos]
-        pid = plot_id(tool, args, sig)
-        plot = cache.get(pid)
+        owner = identity.current.get()
+        pid = plot_id(tool, args, sig, owner)
+        plot = cache.get(pid, owner)
         if plot is None:
             progress.report(0, 1, f"{tool}: reading history and drawing")
             png, w, h, text = draw()
             progress.report(1, 1, f"drew {tool}")
-            plot = cache.put(Plot(pid, png, text, w, h))
+            plot = cache.put(Plot(pid, png, text, w, h, owner))
         return plot
 
     def cached(tool: str, args: dict, infos: list, draw) -> list:
@@ -112,8 +113,8 @@ def register(server, app) -> None:
 
     @server.resource("wandb-lens://plots/{plot_id}.png", name="plot", mime_type="image/png",
                      description="A PNG rendered by a plot_* tool (kept in a bounded cache).")
-    def read_plot(plot_id: str) -> bytes:
-        plot = cache.get(plot_id)
+    def read_plot(plot_id: str, ctx: Context) -> bytes:
+        plot = cache.get(plot_id, identity.of_ctx(ctx))  # only the identity that drew it
         if plot is None:
             raise ResourceError(f"Plot {plot_id!r} is not in the cache (evicted or never rendered): call the "
                                 "plot tool again.")

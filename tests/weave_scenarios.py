@@ -10,6 +10,8 @@ Scenarios (one store, project `lens-scenarios`):
   - gamma: trials=3; wrong on c1 in its 2nd trial only
 - `down`: a 30-row dataset where the model raises ConnectionError on every row (30 failed rows).
 - `nested`: an async model whose nested op raises and is caught on every row (every row fine).
+- `broken`: a model function whose argument is no dataset column: weave raises OpCallError, the
+  evaluation itself ends in error.
 - `killed`: a recorder subprocess SIGKILLed mid-evaluation (an evaluation that never ends).
 
 Run as a script (`python weave_scenarios.py DB slow`) it is the recorder the test kills.
@@ -104,7 +106,11 @@ def _build():
             await asyncio.sleep(0)
             return {"answer": answers[question]["expected"]}
 
-    return weave, QAModel, NestedModel, exact, LengthScorer
+    @weave.op
+    def needs_prompt(prompt: str) -> dict:
+        return {"answer": prompt}
+
+    return weave, QAModel, NestedModel, exact, LengthScorer, needs_prompt
 
 
 def record(db_path: str) -> dict:
@@ -114,7 +120,7 @@ def record(db_path: str) -> dict:
     client = init_local(PROJECT, db_path)
     out = {}
     try:
-        weave, QAModel, NestedModel, exact, LengthScorer = _build()
+        weave, QAModel, NestedModel, exact, LengthScorer, needs_prompt = _build()
         capitals = weave.Dataset(name="capitals", rows=CAPITALS)
         weave.publish(capitals)
         for name in ("alpha", "beta", "gamma"):
@@ -127,6 +133,12 @@ def record(db_path: str) -> dict:
         nested = weave.Evaluation(name="nested-eval", dataset=weave.Dataset(name="capitals", rows=CAPITALS[:3]),
                                   scorers=[exact], evaluation_name="Überprüfung-nested")
         out["nested"] = asyncio.run(nested.evaluate(NestedModel()))
+        broken = weave.Evaluation(name="broken-eval", dataset=weave.Dataset(name="prompts", rows=CAPITALS[:4]),
+                                  scorers=[exact])
+        try:  # the model's argument is no column of the dataset: weave raises OpCallError for the evaluation
+            out["broken"] = asyncio.run(broken.evaluate(needs_prompt))
+        except Exception as exc:  # noqa: BLE001  (what weave raised is the bookkeeping)
+            out["broken"] = {"raised": type(exc).__name__}
     finally:
         close_local(client)
     return out

@@ -10,6 +10,7 @@ status); operator one of == != > >= < <= contains; value JSON (a number, true, f
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from typing import Any
@@ -189,8 +190,8 @@ def percentiles(values: list[float]) -> dict:
     if not vals:
         return {}
 
-    def rank(p: float):
-        return vals[min(len(vals) - 1, max(0, int(round(p * len(vals) + 0.5)) - 1))]
+    def rank(p: float):  # nearest rank: the smallest value with at least p of the values at or below it
+        return vals[min(len(vals) - 1, max(0, math.ceil(p * len(vals)) - 1))]
     return {"n": len(vals), "p50": rank(0.5), "p95": rank(0.95), "max": vals[-1]}
 
 

@@ -4,6 +4,8 @@ tool uses (eval_health, eval_results, compare_evals, eval_efficiency).
 A row (one `Evaluation.predict_and_score` call, i.e. one dataset row x trial) FAILED when
 - a scorer raised: weave 0.54 lets a scorer's exception end the row with status "error"
   (`exception` set, `output` None, the row's other scores lost); or
+- the model could not be called with the row's columns (OpCallError): weave re-raises it, the
+  row ends "error" and so does the whole evaluation;
 - the model raised: weave catches it (`apply_model_async` -> ApplyModelError), so the row ends
   WITHOUT an exception, status "descendant_error", `output = {"output": None, "scores": {}}`
   ("model_output" for old-style scorers), and its model call (a direct child) holds the exception.
@@ -27,15 +29,23 @@ def _status(field: str, value: str) -> dict:
     return {"$eq": [{"$getField": field}, {"$literal": value}]}
 
 
+CALL_ERROR = "OpCallError"  # the model could not be called with the row's columns: weave re-raises it
+
+
+def _call_error() -> dict:
+    return {"$contains": {"input": {"$getField": "exception"}, "substr": {"$literal": CALL_ERROR}}}
+
+
 def scorer_failed_expr() -> dict:
-    """The trace-query `$expr` of rows a scorer failed (the row call raised)."""
-    return _status("summary.weave.status", "error")
+    """The trace-query `$expr` of rows a scorer failed (the row call raised, not an OpCallError)."""
+    return {"$and": [_status("summary.weave.status", "error"), {"$not": [_call_error()]}]}
 
 
 def model_failed_expr() -> dict:
-    """The trace-query `$expr` of rows whose model raised (caught by weave)."""
-    return {"$and": [_status("summary.weave.status", "descendant_error"),
-                     *({"$eq": [{"$getField": f"output.{k}"}, {"$literal": None}]} for k in OUTPUT_KEYS)]}
+    """The trace-query `$expr` of rows whose model raised (caught by weave), or could not be called."""
+    caught = {"$and": [_status("summary.weave.status", "descendant_error"),
+                       *({"$eq": [{"$getField": f"output.{k}"}, {"$literal": None}]} for k in OUTPUT_KEYS)]}
+    return {"$or": [caught, {"$and": [_status("summary.weave.status", "error"), _call_error()]}]}
 
 
 def failed_expr() -> dict:
@@ -60,8 +70,12 @@ def row_outcome(call: dict, errored_children: list[dict] | None = None, op_of=No
     if not call.get("ended_at") and not call.get("exception"):
         return {"state": "unfinished", "where": None, "error": {}}
     if call.get("exception"):
-        where = "scorer " + scorer_name(op_of(kids[0])) if kids else "row"
-        return {"state": "failed", "where": where, "error": parse_exception(call["exception"])}
+        err = parse_exception(call["exception"])
+        if err.get("type") == CALL_ERROR:
+            where = "model"
+        else:
+            where = "scorer " + scorer_name(op_of(kids[0])) if kids else "row"
+        return {"state": "failed", "where": where, "error": err}
     out = call.get("output")
     n_err = status_counts(call.get("summary")).get("error", 0)
     if isinstance(out, dict) and n_err > 0 and all(out.get(k) is None for k in OUTPUT_KEYS):

@@ -151,7 +151,7 @@ def row_counts(src, pid: str, call: dict) -> dict:
     flt = rows_filter(call["id"], pid)
     rows = src.count(pid, flt)
     failed = src.count(pid, flt, {"$expr": eo.failed_expr()}) if rows else 0
-    model = src.count(pid, flt, {"$expr": eo.model_failed_expr()}) if failed else 0
+    model = src.count(pid, flt, {"$expr": eo.model_failed_expr()}) if failed else 0  # the rest: a scorer
     unfinished = src.count(pid, flt, status_is("running")) if rows and not call.get("ended_at") else 0
     return {"rows": rows, "failed": failed, "failed_model": model, "failed_scorer": failed - model,
             "unfinished": unfinished}

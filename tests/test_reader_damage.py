@@ -6,6 +6,7 @@ MCP client. The other runs in the folder must keep working.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -95,8 +96,12 @@ def test_not_a_wandb_file_is_listed_as_unreadable(two_runs):
     server = _server(runs, cache)
     out = call(server, "query_runs", {}).json
     assert out["total"] == 2
-    bad = [r for r in out["runs"] if r.get("damaged")]
-    assert len(bad) == 1 and bad[0]["state"] == "crashed"
+    bad = [r for r in out["runs"] if r.get("state") == "unreadable"]
+    assert len(bad) == 1 and "not a run log" in bad[0]["reason"] and "NotAWandbFile" not in json.dumps(out)
+    # its folder does not name a project: it joins the project of the runs beside it
+    assert call(server, "query_runs", {"project": "lens-demo"}).json["total"] == 2
+    d = call(server, "describe_run", {"run": f"lens-demo/{bad[0]['id']}"})
+    assert not d.is_error and d.json["state"] == "unreadable" and d.json["history"]["rows"] == 0
 
 
 def test_inflated_length_field_does_not_allocate_or_crash(two_runs):

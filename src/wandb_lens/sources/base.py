@@ -9,7 +9,7 @@ from typing import Protocol
 from ..errors import LensError, close_matches
 from .history import History
 
-STATES = ("finished", "failed", "crashed", "running")
+STATES = ("finished", "failed", "crashed", "running", "killed", "unreadable")
 
 
 @dataclass
@@ -28,6 +28,7 @@ class RunInfo:
     state: str = "finished"
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    summary_derived: bool = False  # no summary in the log: the last logged value of each key
     metrics: list[dict] = field(default_factory=list)  # define_metric declarations
     history_rows: int = 0
     last_step: int | None = None
@@ -38,6 +39,7 @@ class RunInfo:
     location: str = ""  # where the run lives (a folder name for local runs)
     exit_code: int | None = None
     path: str = field(default="", repr=False)  # local runs: the log it was read from (internal, never shown)
+    finish_called: bool | None = None  # False: exit record without run.finish() (the exit hook ended it)
 
     @property
     def ref(self) -> str:

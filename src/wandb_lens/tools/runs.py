@@ -185,7 +185,9 @@ def register(server, app) -> None:
                     row["role_keys"] = found
             if summ:
                 row["summary"] = summ
-            if r.damage or r.truncated:
+            if r.state == "unreadable":
+                row["reason"] = r.damage[0] if r.damage else "unreadable"
+            elif r.damage or r.truncated:
                 row["damaged"] = True
             rows.append(row)
         same = _hoist_common(rows)
@@ -333,6 +335,12 @@ def _describe_out(info, n_rows: int, keys: dict, step_keys: list, note: str | No
         "history": {"rows": n_rows, "keys_total": len(keys), "keys": shown},
         "step_keys": step_keys,
     }
+    if info.summary_derived:
+        out["summary_derived"] = "no summary in the log: last logged value of each key, as W&B shows"
+    if info.finish_called is False:
+        out["finish_called"] = False  # ended through wandb's exit hook, not run.finish()
+    if info.state == "failed" and info.exit_code is not None:
+        out["exit_code"] = info.exit_code
     if note:
         out["history"]["note"] = note
     if families:

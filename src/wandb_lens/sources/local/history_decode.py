@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..history import HISTOGRAM, MEDIA, NUMERIC, TEXT, Column, History
+from .nested_values import split_object_columns
 
 
 BATCH_BYTES = 4 << 20  # records decoded together: big enough for numpy, small enough for the CPU cache
@@ -155,6 +156,7 @@ class HistoryBuilder:
             ok = np.isfinite(step_col.values) & (np.abs(step_col.values) < 2**62)
             steps[step_col.rows[ok]] = step_col.values[ok].astype(np.int64)
         columns["_step"] = Column(NUMERIC, np.arange(n_rows, dtype=np.int64), steps.astype(np.float64))
+        split_object_columns(columns, TEXT, _column)  # wandb < 0.18 wrote nested dicts as one value
         _group_histograms(columns)
         _stringify_text(columns)
         dropped = int(dropped_mask.sum())

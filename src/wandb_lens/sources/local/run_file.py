@@ -133,6 +133,8 @@ class RunScan:
     environment: dict = field(default_factory=dict)
     wandb_version: str = ""
     history_rows: int = 0
+    summary_records: int = 0  # summary records seen (none: the summary is derived from history)
+    summary_derived: bool = False
     last_step: int | None = None
     last_timestamp: float | None = None
     end_offset: int = 0
@@ -175,6 +177,7 @@ def scan(data: bytes, previous: RunScan | None = None, want_history: bool = Fals
     sink = history_sink or (history.append if want_history else None)
     merge = SummaryMerge() if want_summary else None
     last_history: bytes | None = None
+    fresh_summary = False
     first = framing.start
     total_mb = (len(data) - first) / 1e6
     listening = progress.active() and total_mb > 8
@@ -190,10 +193,14 @@ def scan(data: bytes, previous: RunScan | None = None, want_history: bool = Fals
             last_history = rec
             if sink is not None:
                 sink(rec)
+            elif merge is not None and not state.summary_records:
+                history.append(rec)  # kept while the log has no summary record (summary_derive)
             continue
         if tag == _SUMMARY_TAG:
             if merge is not None:
                 merge.add(rec)
+                state.summary_records += 1
+                fresh_summary = True
             continue
         try:
             record = parse(rec)
@@ -201,7 +208,16 @@ def scan(data: bytes, previous: RunScan | None = None, want_history: bool = Fals
         except Exception as exc:  # a record that passed its CRC but is not a Record (or holds nonsense)
             _damage(state, f"undecodable record ({type(exc).__name__})")
     if merge is not None:
+        if fresh_summary and state.summary_derived:  # the real summary arrived after all
+            state.summary, state.summary_derived = {}, False
         merge.apply(state.summary)
+        if not state.summary_records and history:
+            from .summary_derive import last_values
+
+            last_values(state.summary, history, parse)  # no summary record: W&B shows the last values
+            state.summary_derived = True
+        if not want_history:
+            history = []
     if last_history is not None:
         try:
             _apply_last_row(state, parse(last_history).history)
@@ -240,6 +256,8 @@ def _apply_record(state: RunScan, record) -> None:
     elif kind == "telemetry":
         if record.telemetry.feature.finish:
             state.finish_called = True
+        if not state.wandb_version and record.telemetry.cli_version:  # versions before the header had it
+            state.wandb_version = record.telemetry.cli_version
     elif kind == "header":
         state.wandb_version = record.header.version_info.producer.split("+")[0]
 

@@ -15,8 +15,6 @@ import json
 import logging
 import mmap
 import os
-import re
-import socket
 import threading
 import time
 from collections import OrderedDict
@@ -28,13 +26,16 @@ from ..base import RunInfo, no_such_run, parse_ref
 from ..history import History
 from ..safe_open import UnsafeFile, check_regular, open_regular, read_head
 from .fingerprint import prefix_fingerprint, same_prefix
+from . import legacy
 from .run_file import RunScan
+from .run_state import finish_called, run_state
+from .unreadable import adopt_neighbour_project, unreadable_info
 
 log = logging.getLogger("wandb_lens.local")
 
-RUNNING_WINDOW_S = 300  # a log without an exit record, written to this recently, is "running"
 MAX_DEPTH = 3
-INDEX_VERSION = 3  # 3: with the prefix fingerprint (fingerprint.py)
+DECODER_VERSION = 2  # 2: JSON-object values (wandb < 0.18) split into keys; older parquet caches are re-decoded
+INDEX_VERSION = 4  # 3: with the prefix fingerprint (fingerprint.py); 4: summary_records, cli_version
 
 
 def default_cache_dir() -> Path:
@@ -55,7 +56,8 @@ def _run_dirs(root: Path) -> list[Path]:
             entries = list(os.scandir(folder))
         except OSError:
             continue
-        if any(e.name.startswith("run-") and e.name.endswith(".wandb") for e in entries):
+        if any(e.name.startswith("run-") and e.name.endswith(".wandb") for e in entries) or (
+                folder != root and legacy.is_legacy({e.name for e in entries})):
             found.append(folder)
             continue
         if depth >= MAX_DEPTH:
@@ -70,61 +72,15 @@ def _run_dirs(root: Path) -> list[Path]:
 
 
 def _wandb_file(folder: Path) -> Path | None:
+    """The run's log: `run-<id>.wandb`, or for the old layout its wandb-history.jsonl (or summary)."""
     files = sorted(p for p in folder.glob("run-*.wandb") if not p.is_symlink())
-    return files[0] if files else None
-
-
-_PID_LINE = re.compile(rb"Configure stats pid to (\d+)")
-
-
-def _writer_alive(folder: Path, scan: RunScan, roots=None) -> bool | None:
-    """Is the process that wrote this run still alive? None when it cannot be told.
-
-    wandb's `logs/debug.log` names the user process's pid; it is checked only for runs written
-    on this host, and a pid that was reused by a process started after the run does not count.
-    """
-    if scan.host and scan.host != socket.gethostname():
-        return None
+    if files:
+        return files[0]
     try:
-        head = read_head(folder / "logs" / "debug.log", 8192, roots)
+        names = set(os.listdir(folder))
     except OSError:
         return None
-    m = _PID_LINE.search(head)
-    if not m:
-        return None
-    pid = int(m.group(1))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return None
-    try:  # Linux: compare the process's start time with the run's
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                     if line.startswith("btime"))
-        started = btime + ticks / os.sysconf("SC_CLK_TCK")
-        if scan.start_time and started > scan.start_time + 5:
-            return False
-    except (OSError, ValueError, IndexError, StopIteration):
-        pass
-    return True
-
-
-def _state(scan: RunScan, mtime: float, folder: Path | None = None, roots=None) -> str:
-    """finished / failed from the exit record; crashed / running when the writer vanished.
-
-    wandb-core writes an exit record (code 0) even when the user process was killed; only a run
-    that reached `run.finish()` (or wandb's exit hook) also logs the `finish` telemetry feature.
-    """
-    if scan.exit_code is not None and (scan.finish_called or scan.exit_code != 0):
-        return "finished" if scan.exit_code == 0 else "failed"
-    if scan.exit_code is not None:
-        return "crashed"
-    alive = _writer_alive(folder, scan, roots) if folder is not None else None
-    if alive is not None:
-        return "running" if alive else "crashed"
-    return "running" if time.time() - mtime < RUNNING_WINDOW_S and not scan.damage else "crashed"
+    return legacy.primary_file(folder) if legacy.is_legacy(names) else None
 
 
 class LocalRunSource:
@@ -179,6 +135,7 @@ class LocalRunSource:
             info = self._info_once(path)
             if info is not None:
                 runs.append(info)
+        adopt_neighbour_project(runs)
         runs.sort(key=lambda r: (r.created_at or 0, r.id), reverse=True)
         if project is not None:
             runs = [r for r in runs if r.project == project]
@@ -223,21 +180,20 @@ class LocalRunSource:
 
     def _info(self, path: Path) -> RunInfo | None:
         folder = path.parent.name
+        legacy_state = None
         try:
             st = check_regular(path, self.roots)  # also on a cache hit: the path may now lead elsewhere
-            scan = self._scan(path, st)
+            if path.suffix == ".wandb":
+                scan = self._scan(path, st)
+            else:
+                scan, _, legacy_state = legacy.scan_legacy(path.parent, self.roots)
         except UnsafeFile as exc:  # a FIFO, directory or escaping symlink named like a run log
             if exc.reason == "no longer exists":
                 return None
-            return RunInfo(
-                id=path.stem[4:], project="(unreadable)", name=folder, state="crashed",
-                damage=[f"{path.name}: {exc.reason}"], location=folder,
-            )
-        if scan is None:
-            return RunInfo(
-                id=path.stem[4:], project="(unreadable)", name=folder, state="crashed",
-                damage=["not a .wandb run file (bad header)"], location=folder,
-            )
+            return unreadable_info(path, None, exc, self.roots)
+        except Exception as exc:  # one bad file is one run in state "unreadable", never a failed listing
+            log.info("run file %s could not be read: %r", path, exc)
+            return unreadable_info(path, st, exc, self.roots)
         runtime = scan.exit_runtime
         if runtime is None and scan.last_timestamp and scan.start_time:
             runtime = max(0.0, scan.last_timestamp - scan.start_time)
@@ -246,7 +202,8 @@ class LocalRunSource:
             id=scan.run_id or path.stem[4:], project=scan.project or "uncategorized", entity=scan.entity,
             name=scan.name or scan.run_id, group=scan.group, job_type=scan.job_type, tags=list(scan.tags),
             notes=scan.notes, host=scan.host, created_at=scan.start_time, runtime_s=runtime,
-            state=_state(scan, st.st_mtime, path.parent, self.roots), config=scan.config, summary=summary, metrics=scan.metrics,
+            state=legacy_state or run_state(scan, st.st_mtime, path.parent, self.roots),
+            finish_called=finish_called(scan), summary_derived=scan.summary_derived, config=scan.config, summary=summary, metrics=scan.metrics,
             history_rows=scan.history_rows, last_step=scan.last_step, damage=list(scan.damage),
             truncated=scan.truncated, wandb_version=scan.wandb_version, environment=scan.environment,
             location=folder, exit_code=scan.exit_code, path=str(path),
@@ -255,7 +212,6 @@ class LocalRunSource:
     def _scan(self, path: Path, st: os.stat_result) -> RunScan | None:
         """Metadata and summary, from memory, the disk index, or a pass over the new bytes."""
         from . import run_file
-        from .wandb_file import NotAWandbFile
 
         key = str(path)
         cached = self._scans.get(key)  # (size, mtime_ns, scan, fingerprint of scan.end_offset bytes)
@@ -286,8 +242,6 @@ class LocalRunSource:
             try:
                 scan, _ = run_file.scan(data, previous=previous, label=f"indexing {path.name}")
                 fp = prefix_fingerprint(data, scan.end_offset)
-            except NotAWandbFile:
-                return None
             finally:
                 if isinstance(data, mmap.mmap):
                     data.close()
@@ -303,6 +257,8 @@ class LocalRunSource:
         """One decode per file at a time (a second caller waits, then reads memory); the source-wide
         lock is held only around the memory cache, so a cold decode of a big run (seconds) never
         stalls listings or other runs' calls (HTTP: other users; stdio: the call after a cancel)."""
+        if run.state == "unreadable":
+            return History(damage=list(run.damage))
         path = self._path_of(run)
         key = str(path)
         with self._lock:
@@ -320,7 +276,7 @@ class LocalRunSource:
             if mem and mem[0] == st.st_size and mem[1] == st.st_mtime_ns:
                 self._histories.move_to_end(key)
                 return mem[2]
-        hist = self._load_history(path, st, mem)
+        hist = self._load_history(path, st, mem) if path.suffix == ".wandb" else self._legacy_history(path)
         with self._lock:
             self._histories[key] = (st.st_size, st.st_mtime_ns, hist)
             while len(self._histories) > 8:
@@ -355,6 +311,11 @@ class LocalRunSource:
             text = console.from_records(fragments) if fragments else None
         return text
 
+    def _legacy_history(self, path: Path) -> History:
+        from .history_decode import decode_history
+
+        return decode_history(legacy.scan_legacy(path.parent, self.roots)[1])
+
     def _load_history(self, path: Path, st, mem) -> History:
 
         from . import run_file
@@ -370,7 +331,8 @@ class LocalRunSource:
             hit = read_cached(pq_path, b"wandb_lens")
             if hit is not None:
                 table, meta = hit
-                if meta.get("path") == str(path) and meta.get("size", 1 << 62) <= st.st_size:
+                if (meta.get("path") == str(path) and meta.get("size", 1 << 62) <= st.st_size
+                        and meta.get("decoder") == DECODER_VERSION):
                     base = from_arrow(table)
         with open_regular(path, self.roots) as f:
             st = f.stat
@@ -400,7 +362,7 @@ class LocalRunSource:
                     data.close()
         hist = base.append(new) if base is not None else new
         meta = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "end_offset": scan.end_offset, "damaged": bool(scan.damage), "fp": fp}
+                "end_offset": scan.end_offset, "damaged": bool(scan.damage), "fp": fp, "decoder": DECODER_VERSION}
         hist._meta = meta
         try:
             write_cached(hist, pq_path, b"wandb_lens", meta)

@@ -174,3 +174,29 @@ def test_summary_removals_and_nesting_merge_as_before(monkeypatch):
         reference_reader._apply_summaries(old, recs, pb.Record.FromString)
         assert json.dumps(new) == json.dumps(old)
         assert new["acc"] == 0.7 and "gone" not in new and "y" not in new and new["_runtime_wandb"] == 12
+
+
+def test_split_decode_on_two_processes_equals_one_pass(mixed_run, monkeypatch):
+    """The log split at a block boundary, the second half decoded by a worker process, gives the
+    one-pass History; with the worker killed the second half is decoded here, same answer."""
+    import os
+    import signal
+
+    from wandb_lens.sources.local import parallel_decode
+    from wandb_lens.sources.local.wandb_file import BLOCK
+
+    monkeypatch.setattr(parallel_decode, "MIN_BYTES", 0)
+    monkeypatch.setenv("WANDB_LENS_DECODE_WORKERS", "2")
+    data = mixed_run.read_bytes()
+    st = os.stat(mixed_run)
+    mid = parallel_decode.split_point(st.st_size)
+    assert mid is not None and mid % BLOCK == 0 and 0 < mid < len(data)
+    whole = history_decode.decode_history(run_file.scan(data, want_history=True)[1])
+    got = parallel_decode.decode_split(data, mixed_run, st, mid, "", 0.0)
+    _same_history(got.history, whole)
+    assert got.end_offset == len(data) and not got.truncated
+    pool = parallel_decode._get_pool()
+    os.kill(pool.submit(os.getpid).result(), signal.SIGKILL)  # the worker dies before the next decode
+    again = parallel_decode.decode_split(data, mixed_run, st, mid, "", 0.0)
+    _same_history(again.history, whole)
+    parallel_decode._drop_pool(parallel_decode._get_pool())

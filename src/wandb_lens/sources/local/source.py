@@ -318,7 +318,7 @@ class LocalRunSource:
 
     def _load_history(self, path: Path, st, mem) -> History:
 
-        from . import run_file
+        from . import parallel_decode, run_file
         from .history_decode import HistoryBuilder
         from ..history import from_arrow, read_cached, write_cached
 
@@ -350,11 +350,16 @@ class LocalRunSource:
             progress.report(0, mb, f"decoding {path.name}: 0 of {mb:,.1f} MB")
             data = f.map()
             try:
-                start = RunScan(end_offset=offset) if offset else None
-                builder = HistoryBuilder()
-                scan, _ = run_file.scan(data, previous=start, want_summary=False, history_sink=builder.add,
-                                        label=f"decoding {path.name}")
-                new = builder.finish()
+                mid = parallel_decode.split_point(st.st_size) if not offset else None
+                if mid is not None:  # a big cold log: two processes, split at a block boundary
+                    scan = parallel_decode.decode_split(data, path, st, mid, f"decoding {path.name}", mb)
+                    new = scan.history
+                else:
+                    start = RunScan(end_offset=offset) if offset else None
+                    builder = HistoryBuilder()
+                    scan, _ = run_file.scan(data, previous=start, want_summary=False, history_sink=builder.add,
+                                            label=f"decoding {path.name}")
+                    new = builder.finish()
                 progress.report(mb, mb, f"decoded {path.name}: {mb:,.1f} MB")
                 fp = prefix_fingerprint(data, scan.end_offset)
             finally:

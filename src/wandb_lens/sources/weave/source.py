@@ -75,7 +75,8 @@ def resolve_project(source: TraceSource, project: str | None) -> str:
 
 
 class LocalTraceSource:
-    """Reads the SQLite file `wandb_lens.weave_local` writes. Opened read-only, lazily."""
+    """Reads the SQLite file `wandb_lens.weave_local` writes. Opened read-only, lazily, and opened again
+    when the file's identity (inode, size, mtime) changes; `immutable` on a read-only mount."""
 
     kind = "local"
 
@@ -83,16 +84,18 @@ class LocalTraceSource:
         self.path = os.path.abspath(path)
         self._conn: sqlite3.Connection | None = None
         self._store = None
+        self._ident: tuple | None = None  # file identity when opened (safe_open.file_identity)
         self._lock = threading.Lock()
 
     def describe_location(self) -> str:
         return f"the trace store {self.path}"
 
     def _db(self) -> sqlite3.Connection:
+        ident = self._identity()
+        if self._conn is not None and ident != self._ident:
+            self._conn.close()  # replaced or rewritten (e.g. by `wandb-lens demo`): never answer from the old file
+            self._conn = self._store = None
         if self._conn is None:
-            if not os.path.isfile(self.path):
-                raise LensError(f"No trace store at {self.path}: record evaluations with "
-                                "wandb_lens.weave_local.init_local(project, db_path) or check --traces-db.")
             from .store import TraceStore
 
             try:
@@ -100,8 +103,20 @@ class LocalTraceSource:
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
             self._check(store.conn)
-            self._store, self._conn = store, store.conn
+            self._store, self._conn, self._ident = store, store.conn, ident
         return self._conn
+
+    def _identity(self) -> tuple:
+        """The store file's (device, inode, size, mtime): a regular file, checked without opening it."""
+        from ..safe_open import UnsafeFile, check_regular, file_identity
+
+        try:
+            return file_identity(check_regular(self.path))
+        except UnsafeFile as exc:
+            if exc.reason == "no longer exists":
+                raise LensError(f"No trace store at {self.path}: record evaluations with "
+                                "wandb_lens.weave_local.init_local(project, db_path) or check --traces-db.") from None
+            raise LensError(f"Cannot read the trace store {self.path}: {exc.reason}.") from None
 
     def _check(self, conn) -> None:
         try:

@@ -135,6 +135,24 @@ def add_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("casefold", 1, casefold, deterministic=True)
 
 
+def _open_readonly(path: str, timeout: float) -> tuple[sqlite3.Connection, bool]:
+    """A read-only connection; on a read-only mount (a WAL store whose -shm cannot be created) the
+    file is opened `immutable=1`: no locks, no -shm (nothing can write there anyway)."""
+    from urllib.parse import quote
+
+    base = f"file:{quote(path)}?mode=ro"
+    conn = sqlite3.connect(base, uri=True, timeout=timeout, check_same_thread=False)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn, False
+    except sqlite3.OperationalError as exc:
+        msg = str(exc)
+        if "unable to open" not in msg and "readonly" not in msg and "disk I/O" not in msg:
+            return conn, False  # locked, damaged, ...: the caller reports it on first use
+        conn.close()
+    return sqlite3.connect(base + "&immutable=1", uri=True, timeout=timeout, check_same_thread=False), True
+
+
 class TraceStore:
     """The SQLite file. Thread-safe: one connection, one lock (weave's client writes from a pool)."""
 
@@ -143,8 +161,9 @@ class TraceStore:
         self.readonly = readonly
         self._lock = threading.RLock()
         self._depth = 0
+        self.immutable = False
         if readonly:
-            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
+            self.conn, self.immutable = _open_readonly(self.path, timeout)
             add_functions(self.conn)
         else:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)

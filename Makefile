@@ -38,7 +38,7 @@ load: $(STAMP)
 conformance: $(STAMP)
 	$(PY) scripts/conformance.py
 
-# install the pinned conformance suite and Inspector CLI now (tests and `conformance` do it on demand)
+# install the pinned conformance suite, Inspector CLI and MCPB CLI now (tests, `conformance` and `mcpb` do it on demand)
 npm-tools: $(STAMP)
 	$(PY) scripts/npm_tools.py
 

@@ -11,6 +11,10 @@ import pytest
 
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "offline")
+# once any test imported weave, wandb.init would start Weave tracing and log in to W&B (a
+# GetPassWarning password prompt with no terminal, 33 of them in test_diagnostics): test runs trace nothing
+os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
+os.environ.setdefault("WANDB_ERROR_REPORTING", "false")  # no crash reports to sentry.io from test runs
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,10 @@ PROJECT = "lens-demo"
 
 
 def _quiet_env() -> None:
+    # wandb.init initialises Weave tracing whenever weave is imported in the process (the demo records
+    # evaluations too), and that logs in to W&B: with no key and no terminal, a password prompt.
+    # Offline demo runs trace nothing: keep the integration off.
+    os.environ.setdefault("WANDB_DISABLE_WEAVE", "true")
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_CONSOLE", "off")
     os.environ["WANDB_MODE"] = "offline"

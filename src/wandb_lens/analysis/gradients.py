@@ -50,9 +50,12 @@ def grad_norm_features(steps: np.ndarray, g: np.ndarray) -> dict:
         out["explosion_events"] = int(starts.size)
     h = float(np.median(head)) if head.size else 0.0
     out["vanishing"] = bool(h > 0 and float(np.median(tail)) < VANISH * h)
-    out["dead"] = bool((med > 0 and tail.mean() < 0.01 * med and tail.std() < 0.001 * med) or np.all(tail == 0))
-    sd = float(g.std())
-    out["kurtosis"] = float(np.mean(((g - g.mean()) / sd) ** 4) - 3.0) if sd > 0 else 0.0
+    # moments of values scaled to |x| <= 1: a diverged run's norms (1e200) would overflow their squares
+    scale = float(np.max(np.abs(g)))
+    gs, ts, ms = (g / scale, tail / scale, med / scale) if scale > 0 else (g, tail, med)
+    out["dead"] = bool((ms > 0 and ts.mean() < 0.01 * ms and ts.std() < 0.001 * ms) or np.all(tail == 0))
+    sd = float(gs.std())
+    out["kurtosis"] = float(np.mean(((gs - gs.mean()) / sd) ** 4) - 3.0) if sd > 0 else 0.0
     out["p95"] = float(np.percentile(g, 95))
     return out
 

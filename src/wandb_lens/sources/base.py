@@ -39,6 +39,7 @@ class RunInfo:
     location: str = ""  # where the run lives (a folder name for local runs)
     exit_code: int | None = None
     path: str = field(default="", repr=False)  # local runs: the log it was read from (internal, never shown)
+    segments: list = field(default_factory=list, repr=False)  # a resumed run: its folders' runs, in order
     finish_called: bool | None = None  # False: exit record without run.finish() (the exit hook ended it)
 
     @property

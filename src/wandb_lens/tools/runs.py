@@ -306,8 +306,11 @@ def describe(app, run: str) -> dict:
             keys[key] = {"n": int(len(col.rows)), "kind": col.kind}
             if len(steps):
                 keys[key]["steps"] = [int(steps[0]), int(steps[-1])]
-    return _describe_out(info, hist.n_rows, keys, candidates(numeric_values, info.metrics),
-                         history_damage=hist.damage)
+    out = _describe_out(info, hist.n_rows, keys, candidates(numeric_values, info.metrics),
+                        history_damage=hist.damage)
+    if getattr(hist, "join_notes", None) and "resumed" in out:
+        out["resumed"]["steps"] = hist.join_notes
+    return out
 
 
 def _index_candidates(index: dict, info) -> list[dict]:
@@ -337,6 +340,9 @@ def _describe_out(info, n_rows: int, keys: dict, step_keys: list, note: str | No
     }
     if info.summary_derived:
         out["summary_derived"] = "no summary in the log: last logged value of each key, as W&B shows"
+    if info.segments:
+        out["resumed"] = {"folders": [seg.location for seg in info.segments],
+                          "note": "one run in several folders: merged in order; each folder name is a run reference"}
     if info.finish_called is False:
         out["finish_called"] = False  # ended through wandb's exit hook, not run.finish()
     if info.state == "failed" and info.exit_code is not None:

@@ -26,7 +26,7 @@ from ..base import RunInfo, no_such_run, parse_ref
 from ..history import History
 from ..safe_open import UnsafeFile, check_regular, open_regular, read_head
 from .fingerprint import prefix_fingerprint, same_prefix
-from . import legacy
+from . import legacy, resume
 from .run_file import RunScan
 from .run_state import finish_called, run_state
 from .unreadable import adopt_neighbour_project, unreadable_info
@@ -125,6 +125,14 @@ class LocalRunSource:
         return self._listing[1]
 
     def list_runs(self, project: str | None = None) -> list[RunInfo]:
+        runs = resume.merge_listing(self._folder_runs())
+        runs.sort(key=lambda r: (r.created_at or 0, r.id), reverse=True)
+        if project is not None:
+            runs = [r for r in runs if r.project == project]
+        return runs
+
+    def _folder_runs(self) -> list[RunInfo]:
+        """One RunInfo per run folder (a resumed run's folders apart)."""
         with self._lock:
             files = self._discover()
         runs = []
@@ -136,9 +144,6 @@ class LocalRunSource:
             if info is not None:
                 runs.append(info)
         adopt_neighbour_project(runs)
-        runs.sort(key=lambda r: (r.created_at or 0, r.id), reverse=True)
-        if project is not None:
-            runs = [r for r in runs if r.project == project]
         return runs
 
     def _info_once(self, path: Path) -> RunInfo | None:
@@ -161,7 +166,14 @@ class LocalRunSource:
                 and (entity is None or r.entity in ("", entity))]
         if len(hits) == 1:
             return hits[0]
-        runs = self.list_runs()
+        if len(hits) > 1 and len({(h.entity, h.project) for h in hits}) == 1:
+            return resume.merge(hits)  # one run id in several folders: a resumed run
+        singles = self._folder_runs()
+        by_folder = [r for r in singles if r.location == run_id and (project is None or r.project == project)]
+        if len(by_folder) == 1:  # a resumed run's folder, addressed by its folder name
+            return by_folder[0]
+        runs = resume.merge_listing(singles)
+        runs.sort(key=lambda r: (r.created_at or 0, r.id), reverse=True)
         if project is not None and not any(r.project == project for r in runs):
             raise LensError(suggest("project", project, {r.project for r in runs}))
         pool = [r for r in runs if (project is None or r.project == project) and (entity is None or r.entity in ("", entity))]
@@ -259,6 +271,8 @@ class LocalRunSource:
         stalls listings or other runs' calls (HTTP: other users; stdio: the call after a cancel)."""
         if run.state == "unreadable":
             return History(damage=list(run.damage))
+        if run.segments:
+            return resume.join_histories([(seg.location, self.history(seg)) for seg in run.segments])
         path = self._path_of(run)
         key = str(path)
         with self._lock:

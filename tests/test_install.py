@@ -75,6 +75,9 @@ def test_built_wheel_in_a_fresh_venv_answers_tools_list(tmp_path):
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:12]
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wandb-lens-test"
     venv = base / f"wheel-venv-{digest}"
+    for stale in base.glob("wheel-venv-*"):  # virtualenvs of earlier pyproject.toml versions
+        if stale != venv:
+            shutil.rmtree(stale, ignore_errors=True)
     python = venv / "bin" / "python"
     if not python.exists():
         _run([uv, "venv", "--python", sys.executable, str(venv)], env=env)

@@ -85,6 +85,9 @@ def test_bundle_server_starts_from_the_unpacked_bundle(bundle, tmp_path):
     unpacked = tmp_path / "unpacked"
     build_mcpb.mcpb("unpack", str(bundle), str(unpacked))
     home = _persistent_bundle_dir()  # keeps .venv and uv.lock between runs
+    for stale in home.parent.glob("mcpb-run-*"):  # folders of earlier pyproject.toml versions
+        if stale != home:
+            shutil.rmtree(stale, ignore_errors=True)
     home.mkdir(parents=True, exist_ok=True)
     for entry in home.iterdir():
         if entry.name not in (".venv", "uv.lock"):

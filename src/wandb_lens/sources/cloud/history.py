@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import bounded_json
 from ..history import HISTOGRAM, MEDIA, NUMERIC, TEXT, Column, History
 
 log = logging.getLogger("wandb_lens.cloud")
@@ -39,10 +40,7 @@ query HistoryPage($entity: String!, $project: String!, $run: String!, $minStep: 
 def _value(v):
     """A history value as W&B returns it: numbers, strings, or media / histogram objects."""
     if isinstance(v, str) and v.startswith('{"_type"'):
-        try:
-            return json.loads(v)
-        except ValueError:
-            return v
+        return bounded_json.loads(v)
     return v
 
 
@@ -84,7 +82,7 @@ def page_key(graphql: Callable, key: str, start: int, last_step: int) -> list[tu
         if run is None:
             raise LookupError("run disappeared while paging its history")
         for line in run.get("history") or []:
-            row = json.loads(line) if isinstance(line, str) else line
+            row = bounded_json.loads(line, fallback_to_text=False) if isinstance(line, str) else line
             if key in row and row[key] is not None and "_step" in row:
                 step = int(row["_step"])
                 if not out or step > out[-1][0]:

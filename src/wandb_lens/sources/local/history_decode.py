@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import bounded_json
 from ..history import HISTOGRAM, MEDIA, NUMERIC, TEXT, Column, History
 from .nested_values import split_object_columns
 
@@ -174,6 +175,8 @@ def _json_number(x: float):
 
 
 def _loads_list(texts: list[str]) -> list:
+    if any(bounded_json.may_be_deep(t) for t in texts):  # one value nested too deep: cut alone (bounded_json)
+        return [_loads_safe(t) for t in texts]
     try:
         return json.loads("[" + ",".join(texts) + "]")
     except (ValueError, RecursionError):
@@ -216,10 +219,7 @@ def _text_column(row_idx: np.ndarray, texts: list[str]) -> Column:
 
 
 def _loads_safe(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        return text
+    return bounded_json.loads(text)
 
 
 def _column(rows: np.ndarray, values: list) -> Column:

@@ -16,6 +16,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .. import bounded_json
 from ..safe_open import UnsafeFile, open_regular
 from .run_file import RunScan
 
@@ -53,8 +54,8 @@ def _read(path: Path, roots) -> bytes | None:
 def _read_json(path: Path, roots):
     data = _read(path, roots)
     try:
-        return json.loads(data) if data else None
-    except (ValueError, RecursionError):
+        return bounded_json.loads(data, fallback_to_text=False) if data else None
+    except ValueError:
         return None
 
 
@@ -130,8 +131,8 @@ def _history_records(data: bytes, scan: RunScan) -> list[bytes]:
     records: list[bytes] = []
     for n, line in enumerate(data.splitlines()):
         try:
-            row = json.loads(line)
-        except (ValueError, RecursionError):
+            row = bounded_json.loads(line, fallback_to_text=False)  # a value too deep: that value cut
+        except ValueError:
             if line.strip() and len(scan.damage) < 20:
                 scan.damage.append(f"wandb-history.jsonl line {n + 1} is not JSON: left out")
             continue

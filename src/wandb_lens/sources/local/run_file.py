@@ -82,10 +82,10 @@ def _key(item) -> str:
 
 
 def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    """A config / summary value; not JSON: the text; nested too deep: that part cut (bounded_json)."""
+    from ..bounded_json import loads
+
+    return loads(text)
 
 
 MAX_NESTING = 16  # deeper config / summary keys are kept whole, joined by dots

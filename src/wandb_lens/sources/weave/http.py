@@ -10,12 +10,12 @@ error message or a log line.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 
 from ... import progress
 from ...errors import LensError
+from .. import bounded_json
 from ..cloud.source import configured_key
 
 log = logging.getLogger("wandb_lens.trace_http")
@@ -102,7 +102,7 @@ class CloudTraceSource:
             raise LensError(f"The Weave trace server {self.url} answered HTTP {resp.status_code} on {route}: "
                             f"{self._clean(resp.text.strip()) or resp.reason_phrase}.")
         if stream:
-            return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+            return [bounded_json.loads(line, fallback_to_text=False) for line in resp.text.splitlines() if line.strip()]
         try:
             return resp.json()
         except ValueError:

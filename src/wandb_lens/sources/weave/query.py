@@ -9,9 +9,10 @@ descendant_error / success), `latency_ms`, `trace_name` or `display_name`.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
+
+from .. import bounded_json
 
 STATUS_SQL = ("(CASE WHEN exception IS NOT NULL THEN 'error' WHEN ended_at IS NULL THEN 'running' "
               "WHEN COALESCE(n_err, 0) > 0 THEN 'descendant_error' ELSE 'success' END)")
@@ -187,7 +188,7 @@ def to_call(r: dict) -> dict:
                                   "wb_user_id", "wb_run_id", "wb_run_step", "wb_run_step_end")}
     for k in _JSON:
         if k in r:
-            call[k] = json.loads(r[k]) if r[k] is not None else None
+            call[k] = bounded_json.loads(r[k], fallback_to_text=False) if r[k] is not None else None
     summary = call.get("summary") or {}
     weave = {}
     if r["exception"] is not None:

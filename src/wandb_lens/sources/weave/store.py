@@ -21,6 +21,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any
 
+from .. import bounded_json
+
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -302,7 +304,7 @@ class TraceStore:
             d = dict(zip([c[0] for c in cur.description], r))
             latest = self.conn.execute("SELECT MAX(version_index) FROM objects WHERE project_id=? AND object_id=?",
                                        (project_id, object_id)).fetchone()[0]
-        d["val"] = json.loads(d["val"]) if d["val"] is not None else None
+        d["val"] = bounded_json.loads(d["val"], fallback_to_text=False) if d["val"] is not None else None
         d["is_latest"] = int(d["version_index"] == latest)
         return d
 
@@ -331,7 +333,7 @@ class TraceStore:
         with self._lock:
             r = self.conn.execute("SELECT row_digests FROM tables WHERE project_id=? AND digest=?",
                                   (project_id, digest)).fetchone()
-        return json.loads(r[0]) if r else None
+        return bounded_json.loads(r[0], fallback_to_text=False) if r else None
 
     def table_rows(self, project_id: str, row_digests: list[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -342,7 +344,7 @@ class TraceStore:
                 for d, v in self.conn.execute(
                         f"SELECT digest, val FROM table_rows WHERE project_id=? AND digest IN ({q})",
                         (project_id, *chunk)):
-                    out[d] = json.loads(v)
+                    out[d] = bounded_json.loads(v, fallback_to_text=False)
         return out
 
     def file_create(self, project_id: str, digest: str, name: str, content: bytes) -> None:

@@ -56,6 +56,7 @@ def hostile_strings(env) -> list[str]:
 WRONG = {  # values of the wrong JSON type for each schema type
     "string": [12345, 1.5, True, ["a"], {"a": 1}],
     "integer": ["ten", 1.5, [1], {"n": 1}, "1e3x"],
+    "number": ["ten", [1], {"n": 1}, "1e3x"],
     "boolean": ["maybe", 2, [True], {"b": True}],
     "array": ["not-a-list", 7, {"a": 1}, [1, None]],
     "object": ["not-an-object", 7, [1, 2]],
@@ -109,6 +110,9 @@ def cases_for(env, name: str, schema: dict) -> list[tuple[str, dict, list[str] |
             out.append((f"{p} NUL key", {**base, p: {"name\x00": 1}}, ["NUL byte"]))
         elif kind == "boolean":
             out.append((f"{p}=true", {**base, p: True}, None))
+        elif kind == "number":
+            for n in (-1, 0, 0.5, 1, -1e308, 1e308, 5e-324, 2**63):
+                out.append((f"{p}={n}", {**base, p: n}, None))
     return out
 
 

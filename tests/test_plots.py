@@ -152,8 +152,8 @@ def test_tools_list_budget_and_template(demo_server):
     assert len(mine) == 4
     size = sum(len(t.model_dump_json(by_alias=True, exclude_none=True)) for t in mine)
     # the plot family's share of the 16,000-byte tools/list budget (test_tools_list_snapshot), now
-    # with a short description per parameter
-    assert size <= 2600, size
+    # with a short description per parameter and step_min/step_max/smoothing
+    assert size <= 3400, size
     assert any(t.uri_template == "wandb-lens://plots/{plot_id}.png" for t in templates)
 
 
@@ -268,6 +268,12 @@ def mem():
     add("layers", {"loss": (s, np.exp(-s / 50)), **layers})
     add("dead-layer", {"loss": (s, np.exp(-s / 50))})
     _add_histograms(runs["dead-layer"][1], rng)
+    # noisy minibatch loss near 0.5 for 850 steps, then a rise of 6 decades; val every 50 steps, own rows
+    s1k = np.arange(1000)
+    boom = 0.5 * rng.lognormal(0, 0.3, 1000)
+    boom[850:] *= 10 ** ((s1k[850:] - 850) / 25)
+    sv = np.arange(25, 1000, 50)
+    add("explodes", {"train/loss": (s1k, boom), "val/loss": (sv, 0.6 * 10 ** (np.maximum(sv - 850, 0) / 25))})
     big = np.arange(1_000_000)
     yb = 1.0 + rng.normal(0, 0.01, big.size)
     yb[123_457] = 9.0
@@ -326,3 +332,77 @@ def test_heatmap_and_curve_features_agree_on_dead_layers(mem):
     table = feats["metrics"]["gradients/"]["histograms"]
     assert table["dead_layers"] == ["gradients/dead"]
     assert text["dead_layers"] == ["dead"] and w > 0 and h > 0
+
+
+# ----- step range, clipped explosions, trend, train + val in one panel -----------------------------
+def test_exploding_curve_keeps_its_lead_up_readable(mem):
+    _, text, _ = _parts(call(mem, "plot_overview", {"run": "explodes"}))
+    assert text["layout"] == ["train/loss + val/loss"]
+    train, val = text["panels"]
+    cut = train["clipped"]
+    lead_up = 0.5 * np.random.default_rng(0).lognormal(0, 0.3, 10_000)  # same law as the lead-up's noise
+    assert cut["above"] >= np.quantile(lead_up, 0.99)  # the lead-up's noise is inside the y range
+    assert cut["above"] < 10  # ... and the 6 exploded decades are not
+    assert 850 < cut["from_step"] < 900 and cut["max"] > 1e5 and 100 < cut["points"] <= 150
+    assert val["points"] == 20 and val["step_key"] == "_step"  # own rows, paired by step
+
+
+def test_step_range_filters_points_and_is_stated(mem, lens):
+    _, text, _ = _parts(call(mem, "plot_overview", {"run": "explodes", "step_min": 100, "step_max": 600}))
+    train, val = text["panels"]
+    assert text["steps"] == {"min": 100, "max": 600}
+    assert train["points"] == 501 and val["points"] == 10 and "clipped" not in train
+    assert 100 <= train["min_step"] <= 600
+    _, text, _ = _parts(call(mem, "plot_overview", {"run": "explodes", "step_min": 900}))
+    assert text["steps"] == {"min": 900} and text["panels"][0]["points"] == 100
+    _, text, _ = _parts(lens("plot_comparison", runs=["baseline-cosine", "still-improving"], metric="val",
+                             step_max=100))
+    assert text["steps"] == {"max": 100} and all(r["points"] == 4 for r in text["shown"])
+    _, text, _ = _parts(lens("plot_grad_histograms", run="spiky-bad-batches", step_min=300))
+    assert text["steps"] == {"min": 300} and text["buckets"] < 24
+    assert all(r["n"] < 24 for r in text["layers"])
+    _, text, _ = _parts(call(mem, "plot_grad_norm_by_layer", {"run": "layers", "step_max": 99}))
+    assert all(r["points"] == 100 for r in text["layers"])
+    r = call(mem, "plot_overview", {"run": "explodes", "step_min": 600, "step_max": 100})
+    assert r.is_error and "step_min (600) is greater than step_max (100)" in r.text
+    r = lens("plot_grad_histograms", run="spiky-bad-batches", step_min=10_000)
+    assert r.is_error and "in steps >= 10000 (logged" in r.text
+
+
+def test_answer_states_the_smoothing(mem):
+    _, text, _ = _parts(call(mem, "plot_overview", {"run": "explodes"}))
+    assert text["smoothing"].startswith("time-weighted EMA 0.9 as W&B")
+    _, text, _ = _parts(call(mem, "plot_overview", {"run": "explodes", "smoothing": 0}))
+    assert text["smoothing"].startswith("off")
+    r = call(mem, "plot_overview", {"run": "explodes", "smoothing": 1.5})
+    assert r.is_error and "smoothing must be a number in [0, 1)" in r.text
+
+
+def test_twema_matches_wandbs_formula():
+    """W&B's documented loop, point by point, against the vectorised version (uneven steps)."""
+    import math
+
+    from wandb_lens.plotting.smooth import twema
+
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.integers(1, 9, 2000)).astype(float)
+    y = rng.lognormal(0, 1, 2000)
+    for smoothing in (0.3, 0.9, 0.99):
+        w = min(math.sqrt(smoothing), 0.999)
+        last = debias = 0.0
+        want = []
+        for i in range(y.size):
+            change = (x[i] - x[max(i - 1, 0)]) / (x[-1] - x[0]) * 1000
+            last = last * w ** change + y[i]
+            debias = debias * w ** change + 1
+            want.append(last / debias)
+        assert np.allclose(twema(x, y, smoothing), want, rtol=1e-9)
+
+
+def test_explosion_rule_leaves_ordinary_curves_whole(lens):
+    """Spikes that come back down, a descent, an overfit rise: drawn whole, nothing clipped."""
+    for run in ("spiky-bad-batches", "overfit-wide-model", "baseline-cosine", "lr-too-high"):
+        _, text, _ = _parts(lens("plot_overview", run=run))
+        assert not any("clipped" in p for p in text["panels"]), run
+    _, text, _ = _parts(lens("plot_overview", run="custom-step-axis"))
+    assert text["layout"][0] == "train/loss + eval/loss"

@@ -13,6 +13,7 @@ really logs under that name (a summary key `val`) wins over the role.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -45,6 +46,7 @@ def _aliases(field: str) -> list[str]:
     return [field]
 
 
+@functools.cache
 def role_names() -> tuple[str, ...]:
     from .keys import find_keys
 

@@ -27,6 +27,9 @@ COMMON: dict[str, str] = {
     "eval_id": "Evaluation id (from eval_health)",
     "eval_ids": "Evaluation ids (from eval_health)",
     "call_id": "Weave call id",
+    "step_min": "First step drawn",
+    "step_max": "Last step drawn",
+    "smoothing": "Trend EMA 0-0.99 as in W&B (0 off; 0.9)",
 }
 
 PER_TOOL: dict[str, dict[str, str]] = {

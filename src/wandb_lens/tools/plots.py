@@ -61,38 +61,50 @@ def register(server, app) -> None:
     def cached(tool: str, args: dict, infos: list, draw) -> list:
         return answer(cached_plot(tool, args, infos, draw))
 
-    def plot_overview(run: str, step_key: str | None = None, metrics: list[str] | None = None) -> list:
+    def plot_overview(run: str, step_key: str | None = None, metrics: list[str] | None = None,
+                      step_min: float | None = None, step_max: float | None = None,
+                      smoothing: float | None = None) -> list:
         info = app.runs.get_run(run)
-        args = {"step_key": step_key, "metrics": metrics}
-        return cached("plot_overview", args, [info], lambda: _overview(app, info, step_key, metrics))
+        win, sm = window(step_min, step_max), smoothing_of(smoothing)
+        args = overview_args(step_key, metrics, win, sm)
+        return cached("plot_overview", args, [info], lambda: _overview(app, info, step_key, metrics, win, sm))
 
-    def plot_comparison(runs: list[str], metric: str, step_key: str | None = None,
-                        highlight: str | None = None) -> list:
-        infos = _resolve_runs(app, runs)
-        hl = _highlight(app, infos, highlight)
-        args = {"metric": metric, "step_key": step_key, "highlight": hl}
-        return cached("plot_comparison", args, infos, lambda: _comparison(app, infos, metric, step_key, hl))
+    def plot_comparison(runs: list[str], metric: str, step_key: str | None = None, highlight: str | None = None,
+                        step_min: float | None = None, step_max: float | None = None,
+                        smoothing: float | None = None) -> list:
+        from .plots_compare import comparison, highlight_ref, resolve_runs
 
-    def plot_grad_histograms(run: str, prefix: str = "gradients/", stat: str = "mean_abs") -> list:
+        win, sm = window(step_min, step_max), smoothing_of(smoothing)
+        infos = resolve_runs(app, runs)
+        hl = highlight_ref(app, infos, highlight)
+        args = {"metric": metric, "step_key": step_key, "highlight": hl, "steps": win, "smoothing": sm}
+        return cached("plot_comparison", args, infos,
+                      lambda: comparison(app, infos, metric, step_key, hl, win, sm))
+
+    def plot_grad_histograms(run: str, prefix: str = "gradients/", stat: str = "mean_abs",
+                             step_min: float | None = None, step_max: float | None = None) -> list:
         from ..plotting.heatmap import STATS
         from .plots_grads import grad_heatmap
 
         if stat not in STATS:
             raise LensError(f"Unknown stat {stat!r}: use one of {', '.join(STATS)}.")
+        win = window(step_min, step_max)
         info = app.runs.get_run(run)
-        args = {"prefix": prefix, "stat": stat}
-        return cached("plot_grad_histograms", args, [info], lambda: grad_heatmap(app, info, prefix, stat))
+        args = {"prefix": prefix, "stat": stat, "steps": win}
+        return cached("plot_grad_histograms", args, [info], lambda: grad_heatmap(app, info, prefix, stat, win))
 
-    def plot_grad_norm_by_layer(run: str, prefix: str | None = None) -> list:
+    def plot_grad_norm_by_layer(run: str, prefix: str | None = None, step_min: float | None = None,
+                                step_max: float | None = None) -> list:
         from .plots_grads import layer_norms
 
+        win = window(step_min, step_max)
         info = app.runs.get_run(run)
-        return cached("plot_grad_norm_by_layer", {"prefix": prefix}, [info], lambda: layer_norms(app, info, prefix))
+        return cached("plot_grad_norm_by_layer", {"prefix": prefix, "steps": win}, [info],
+                      lambda: layer_norms(app, info, prefix, win))
 
-    _base.add(server, plot_overview, "PNG of a run's main curves (loss, val, lr, grad norm, acc, speed), "
+    _base.add(server, plot_overview, "PNG of a run's main curves (train+val loss, lr, grad norm, acc, speed), "
               "spikes/NaN marked.")
-    _base.add(server, plot_comparison, "PNG overlay of one metric across runs (>6: 6 best). metric: key or role "
-              "train|val|lr|grad_norm.")
+    _base.add(server, plot_comparison, "PNG overlay of one metric across runs (>6: 6 best).")
     _base.add(server, plot_grad_histograms, "PNG heatmap of gradient histograms, layer x step. "
               "stat: mean_abs|max_abs|std.")
     _base.add(server, plot_grad_norm_by_layer, "PNG of per-layer grad norms (<=16).")
@@ -106,8 +118,9 @@ def register(server, app) -> None:
         with request_key_from(ctx):  # HTTP mode: the caller's own W&B key, as for tools
             try:
                 info = app.runs.get_run(run_ref(project, run_id))
-                args = {"step_key": None, "metrics": None}
-                return cached_plot("plot_overview", args, [info], lambda: _overview(app, info, None, None)).png
+                args = overview_args(None, None, None, DEFAULT_SMOOTHING)
+                return cached_plot("plot_overview", args, [info],
+                                   lambda: _overview(app, info, None, None, None, DEFAULT_SMOOTHING)).png
             except LensError as exc:
                 raise ResourceError(scrubbed(str(exc))) from None
 
@@ -122,6 +135,78 @@ def register(server, app) -> None:
 
 
 # ----- shared helpers ---------------------------------------------------------------------
+from ..plotting.smooth import DEFAULT as DEFAULT_SMOOTHING  # numpy only: no matplotlib at start
+
+
+def overview_args(step_key, metrics, win, smoothing) -> dict:
+    return {"step_key": step_key, "metrics": metrics, "steps": win, "smoothing": smoothing}
+
+
+def window(step_min, step_max) -> tuple | None:
+    """The asked step range (either end may be open), checked; None when no range is asked."""
+    for name, v in (("step_min", step_min), ("step_max", step_max)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)):
+            raise LensError(f"{name} must be a finite number (a value of the plot's step axis), got {v!r}.")
+    if step_min is None and step_max is None:
+        return None
+    if step_min is not None and step_max is not None and step_min > step_max:
+        raise LensError(f"step_min ({step_min:g}) is greater than step_max ({step_max:g}).")
+    return (step_min, step_max)
+
+
+def smoothing_of(smoothing) -> float:
+    if smoothing is None:
+        return DEFAULT_SMOOTHING
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+        raise LensError(f"smoothing must be a number in [0, 1) as in W&B's panel settings (0 = off, default "
+                        f"{DEFAULT_SMOOTHING}), got {smoothing!r}.")
+    return float(smoothing)
+
+
+def in_window(x: np.ndarray, y: np.ndarray, win) -> tuple[np.ndarray, np.ndarray, str]:
+    """The points inside the step range, and a note when it holds none of the logged points."""
+    if win is None or x.size == 0:
+        return x, y, ""
+    keep = np.ones(x.size, dtype=bool)
+    if win[0] is not None:
+        keep &= x >= win[0]
+    if win[1] is not None:
+        keep &= x <= win[1]
+    if keep.all():
+        return x, y, ""
+    note = "" if keep.any() else f"no points in steps {_range_text(win)} (logged {x.min():g}..{x.max():g})"
+    return x[keep], y[keep], note
+
+
+def _range_text(win) -> str:
+    lo, hi = win
+    if hi is None:
+        return f">= {lo:g}"
+    return f"<= {hi:g}" if lo is None else f"{lo:g}..{hi:g}"
+
+
+def stated_range(text: dict, win, smoothing: float | None = None) -> dict:
+    """What the answer says about the step range and the smoothing."""
+    if win is not None:
+        text["steps"] = {k: v for k, v in zip(("min", "max"), win) if v is not None}
+    if smoothing is not None:
+        from ..plotting.smooth import describe
+
+        text["smoothing"] = describe(smoothing)
+    return text
+
+
+def clipped_facts(panels, rows_by_label: dict) -> None:
+    """Copy what the renderer clipped into the answer rows (by line label)."""
+    for panel in panels:
+        for label, facts in panel.drawn.get("clipped", {}).items():
+            if label in rows_by_label:
+                rows_by_label[label]["clipped"] = facts
+        for label in panel.drawn.get("off_scale", []):
+            if label in rows_by_label:
+                rows_by_label[label]["off_scale"] = True
+
+
 def _features(x: np.ndarray, y: np.ndarray, key: str) -> dict:
     """Curve features with the direction the key's name implies (loss: lower is better; grad norms:
     upward spikes are the bad ones), else the curve's own trend."""
@@ -188,8 +273,11 @@ def _empty_note(y: np.ndarray, x: np.ndarray, note: str) -> str:
     return ""
 
 
-def _line(label: str, x, y, f: dict, bold: bool = False, spikes: bool = True, key: str = ""):
-    from ..analysis.keys import direction_for
+def _line(label: str, x, y, f: dict, bold: bool = False, spikes: bool = True, key: str = "",
+          detail: bool | None = None):
+    """A drawn line: its trend is smoothed unless it is a learning rate (a schedule, not noise); a
+    higher-is-better curve is never clipped as an explosion."""
+    from ..analysis.keys import direction_for, role_of
     from ..plotting.render import Line
 
     best = None
@@ -197,7 +285,7 @@ def _line(label: str, x, y, f: dict, bold: bool = False, spikes: bool = True, ke
     if good and f.get(good) is not None and f.get(f"{good}_step") is not None and f.get("min") != f.get("max"):
         best = (f[f"{good}_step"], f[good])
     return Line(label, x, y, spikes=(f.get("spikes") or []) if spikes else [], first_nan_step=f.get("first_nan_step"),
-                bold=bold, best=best)
+                bold=bold, best=best, trend=role_of(key or label) != "lr", clip=good != "max", detail=detail)
 
 
 # ----- plot_overview ----------------------------------------------------------------------
@@ -226,7 +314,24 @@ def _overview_keys(rd) -> list[str]:
     return chosen[:MAX_OVERVIEW]
 
 
-def _overview(app, info, step_key, metrics):
+def _pair(rd, keys: list[str], series: dict) -> tuple[str, str] | None:
+    """(train key, val key) of this run when both are drawn: one panel, each on its own step axis;
+    the validation key moves to the train key's axis when theirs differ (paired by step, not row)."""
+    from ..analysis.keys import find_keys
+
+    roles = find_keys(rd.numeric_keys())
+    t, v = roles.get("train"), roles.get("val")
+    if not (t and v and t != v and t in keys and v in keys):
+        return None
+    if series[t][0] != series[v][0]:
+        x, y = rd.series(v, series[t][0])
+        if y.size == 0:
+            return None
+        series[v] = (series[t][0], x, y, f"on {t}'s step key {series[t][0]}")
+    return t, v
+
+
+def _overview(app, info, step_key, metrics, win, smoothing):
     from ..plotting.render import Panel, grid
     from .run_data import RunData
 
@@ -247,154 +352,39 @@ def _overview(app, info, step_key, metrics):
         keys = _overview_keys(rd)
     if not keys:
         raise LensError(f"Run {info.ref} logs no numeric history to plot (history rows: {hist.n_rows}).")
-    panels, numbers = [], []
+    series = {key: _axis(rd, key, step_key) for key in keys}
+    pair = _pair(rd, keys, series)
+    panels, numbers, by_label = [], [], {}
     for key in keys:
-        used, x, y, note = _axis(rd, key, step_key)
-        f = _features(x, y, key) if y.size else {}
-        panels.append(Panel(key, used, [_line(key, x, y, f, key=key)], _caption(f, int(y.size), key),
-                            _empty_note(y, x, note)))
-        numbers.append(_numbers(f, key, used, int(y.size)))
-        if note:
-            numbers[-1]["step_key_note"] = note
+        if pair and key == pair[1]:
+            continue  # drawn with the train key
+        group = list(pair) if pair and key == pair[0] else [key]
+        lines, captions, empty = [], [], ""
+        for k in group:
+            used, x, y, note = series[k]
+            x, y, out_note = in_window(x, y, win)
+            f = _features(x, y, k) if y.size else {}
+            lines.append(_line(k, x, y, f, key=k, detail=True if len(group) > 1 else None))
+            cap = _caption(f, int(y.size), k)
+            captions.append(f"{k}: {cap}" if len(group) > 1 else cap)
+            empty = empty or _empty_note(y, x, out_note or note)
+            row = _numbers(f, k, used, int(y.size))
+            if note:
+                row["step_key_note"] = note
+            numbers.append(row)
+            by_label[k] = row
+        wide = len(group) > 1
+        panels.append(Panel(" + ".join(group), series[group[0]][0], lines, "  |  ".join(captions), empty,
+                            wide=wide, legend=wide, smoothing=smoothing))
     title = f"{info.name or info.id}  ({info.ref}, {info.state}, {hist.n_rows:,} rows)"
-    png, w, h = grid(panels, ncols=2 if len(panels) > 1 else 1, panel_w=620, panel_h=300, title=title)
-    text: dict[str, Any] = {"run": info.ref, "name": info.name, "state": info.state, "panels": numbers}
+    if win is not None:
+        title += f"  steps {_range_text(win)}"
+    png, w, h = grid(panels, ncols=2 if len(panels) > 1 or panels[0].wide else 1, panel_w=620, panel_h=300,
+                     title=title)
+    clipped_facts(panels, by_label)
+    text: dict[str, Any] = {"run": info.ref, "name": info.name, "state": info.state,
+                            "layout": [p.title for p in panels], "panels": numbers}
+    stated_range(text, win, smoothing)
     if notes:
         text["note"] = "; ".join(notes)
-    return png, w, h, text
-
-
-# ----- plot_comparison --------------------------------------------------------------------
-def _resolve_runs(app, runs) -> list:
-    if not isinstance(runs, list) or not runs:
-        raise LensError("runs must be a non-empty list of run references (run_id or project/run_id).")
-    if len(runs) > MAX_COMPARE:
-        raise LensError(f"{len(runs)} runs asked; plot_comparison takes at most {MAX_COMPARE}. Narrow the list "
-                        "with query_runs first.")
-    infos, seen, errors = [], set(), []
-    for ref in runs:
-        try:
-            info = app.runs.get_run(ref)
-        except LensError as exc:
-            errors.append(str(exc))
-            continue
-        if info.ref not in seen:
-            seen.add(info.ref)
-            infos.append(info)
-    if errors:
-        raise LensError(" ".join(errors[:3]) + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""))
-    return infos
-
-
-def _highlight(app, infos, highlight):
-    if highlight is None:
-        return None
-    info = app.runs.get_run(highlight)
-    if info.ref not in {i.ref for i in infos}:
-        raise LensError(f"highlight {highlight!r} is not one of the runs asked for.")
-    return info.ref
-
-
-def _direction(metric: str, feats: dict) -> str:
-    from ..analysis.keys import direction_for
-
-    named = direction_for(metric)
-    if named:
-        return named
-    votes = [f.get("direction") for f in feats.values()]
-    return "max" if votes.count("max") > votes.count("min") else "min"
-
-
-def _label(info, taken: set) -> str:
-    label = info.name or info.id
-    if label in taken:
-        label = f"{label} ({info.id})"
-    taken.add(label)
-    return label
-
-
-ROLES = ("train", "val", "lr", "grad_norm", "accuracy", "throughput")
-
-
-def _comparison(app, infos, metric, step_key, hl):
-    from ..analysis.compare import rank
-    from ..analysis.keys import find_keys
-    from ..plotting.render import Panel, fmt, grid
-    from .run_data import RunData
-
-    rds = {i.ref: RunData(app, info=i) for i in infos}
-    by_role = metric in ROLES and not any(metric in rd.hist.columns for rd in rds.values())
-    data, missing = {}, []
-    for info in infos:
-        rd = rds[info.ref]
-        key = find_keys(rd.numeric_keys()).get(metric) if by_role else metric
-        col = rd.hist.columns.get(key) if key else None
-        if col is None or (step_key is not None and step_key != "_step" and step_key not in rd.hist.columns):
-            missing.append(info.name or info.id)
-            continue
-        rd.check_metric(key, numeric=True)
-        if step_key is not None and step_key != "_step":
-            rd.check_metric(step_key, "step_key", numeric=True)  # a text or histogram column is no axis
-        data[info.ref] = (info, rd, key)
-    if not data:
-        pool = sorted({k for rd in list(rds.values())[:10] for k in rd.numeric_keys()})
-        what = f"{metric!r}" + (f" with step key {step_key!r}" if step_key else "")
-        raise LensError(f"None of the {len(infos)} runs logs {what}. " + suggest("metric", metric, pool))
-    axis_note = ""
-    if step_key is None:
-        chosen = {ref: rd.axis(k, None)["key"] for ref, (i, rd, k) in data.items()}
-        keys = set(chosen.values())
-        step_key = keys.pop() if len(keys) == 1 else "_step"
-        if len(set(chosen.values())) > 1:
-            axis_note = f"step keys differ ({', '.join(sorted(set(chosen.values())))}): drawn on _step"
-    series, feats = {}, {}
-    for ref, (info, rd, key) in data.items():
-        x, y = rd.series(key, step_key)
-        series[ref] = (x, y)
-        feats[ref] = _features(x, y, key) if y.size else {"n": 0}
-    direction = _direction(next(iter(data.values()))[2], feats)
-    order = rank(feats, direction)
-    order += [r for r in data if r not in order]
-    shown = order[:MAX_OVERLAY]
-    if hl and hl in data and hl not in shown:
-        shown = shown[: MAX_OVERLAY - 1] + [hl]
-    left_out = [data[r][0].name or data[r][0].id for r in order if r not in shown]
-    mixed = len({k for _, _, k in data.values()}) > 1
-    lines, rows, taken = [], [], set()
-    for ref in shown:
-        info, _, key = data[ref]
-        x, y = series[ref]
-        f = feats[ref]
-        label = _label(info, taken) + (f" [{key}]" if mixed else "")
-        lines.append(_line(label, x, y, f, bold=(ref == hl), spikes=(ref == hl or len(shown) == 1)))
-        row = dict(_numbers(f, key, step_key, int(y.size)), run=ref, name=info.name, rank=order.index(ref) + 1,
-                   final_mean=f.get("final_mean"))
-        row.pop("step_key")
-        if not mixed:
-            row.pop("metric")
-        rows.append(row)
-    best = data[order[0]][0]
-    caption = (f"{len(shown)} of {len(data)} runs · best ({direction}): {best.name or best.id}, "
-               f"final-10% mean {fmt(feats[order[0]].get('final_mean'))}")
-    footer_bits = []
-    if left_out:
-        footer_bits.append(f"left out ({len(left_out)}, ranked lower): " + ", ".join(left_out[:8])
-                           + (" ..." if len(left_out) > 8 else ""))
-    if missing:
-        footer_bits.append(f"no {metric}: " + ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else ""))
-    if axis_note:
-        footer_bits.append(axis_note)
-    title = f"{metric} across runs" + (" (each run's own key for this role)" if by_role else "")
-    panel = Panel(metric, step_key, lines, caption, "no finite values in any run")
-    png, w, h = grid([panel], ncols=1, panel_w=1000, panel_h=560, title=title,
-                     footer=" | ".join(footer_bits), legend=True)
-    text: dict[str, Any] = {"metric": metric, "step_key": step_key, "direction": direction, "runs_asked": len(infos),
-                            "shown": rows, "rank": "final-10% mean; gaps within 2x final std are ties, won by the "
-                            "smoother run"}
-    if left_out:
-        text["left_out"] = left_out
-    if missing:
-        text["missing_metric"] = missing
-    if axis_note:
-        text["note"] = axis_note
     return png, w, h, text

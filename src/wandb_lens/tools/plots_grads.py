@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import LensError
-from .plots import MAX_HEAT_LAYERS, MAX_LAYERS, _axis, _caption, _empty_note, _features, _line, _numbers
+from .plots import (MAX_HEAT_LAYERS, MAX_LAYERS, _axis, _caption, _empty_note, _features, _line, _numbers, _range_text,
+                    in_window, stated_range)
 
 
 def _families(keys: list[str]) -> dict[str, list[str]]:
@@ -18,7 +19,7 @@ def _families(keys: list[str]) -> dict[str, list[str]]:
     return fam
 
 
-def grad_heatmap(app, info, prefix: str, stat: str):
+def grad_heatmap(app, info, prefix: str, stat: str, win=None):
     from ..plotting.heatmap import bucket_matrix, hist_stat, render
     from ..sources.history import HISTOGRAM
 
@@ -33,18 +34,28 @@ def grad_heatmap(app, info, prefix: str, stat: str):
         col = hist.columns[k]
         steps = hist.steps[col.rows].astype(np.float64)
         vals = np.array([hist_stat(c, b, stat) for c, b in zip(col.values, col.bins or [])], dtype=np.float64)
-        per_layer[k[len(prefix):] or k] = (steps[: vals.size], vals)
+        x, v, _ = in_window(steps[: vals.size], vals, win)
+        per_layer[k[len(prefix):] or k] = (x, v)
     total = len(per_layer)
+    if win is not None and not any(x.size for x, _ in per_layer.values()):
+        logged = np.concatenate([hist.steps[hist.columns[k].rows] for k in keys]).astype(np.float64)
+        raise LensError(f"No {prefix}* histogram of run {info.ref} in steps {_range_text(win)} (logged "
+                        f"{logged.min():g}..{logged.max():g}).")
     # dead layers by the documented rule curve_features applies (analysis.gradients), so they agree
     from ..analysis.gradients import layer_table
 
-    table = layer_table({k: (hist.steps[hist.columns[k].rows].astype(np.float64), hist.columns[k].values,
-                             hist.columns[k].bins or []) for k in keys}, limit=len(keys))
+    def in_range(k):
+        steps = hist.steps[hist.columns[k].rows].astype(np.float64)
+        keep = in_window(steps, np.arange(steps.size), win)[1]
+        return steps[keep], [hist.columns[k].values[i] for i in keep], [(hist.columns[k].bins or [])[i] for i in keep]
+
+    table = layer_table({k: in_range(k) for k in keys}, limit=len(keys))
     dead = [k[len(prefix):] or k for k in table.get("dead_layers", [])]
     shown = dict(list(per_layer.items())[:MAX_HEAT_LAYERS])
     mat, edges = bucket_matrix(shown)
     footer = f"showing {len(shown)} of {total} layers" if total > len(shown) else ""
-    title = f"{info.name or info.id}: {prefix}* {stat} per layer ({info.ref})"
+    title = f"{info.name or info.id}: {prefix}* {stat} per layer ({info.ref})" + (
+        f", steps {_range_text(win)}" if win is not None else "")
     png, w, h = render(mat, edges, list(shown), title=title, xlabel="_step", stat=stat, footer=footer)
     rows = []
     for name, (steps, v) in list(per_layer.items())[:MAX_LAYERS]:
@@ -62,7 +73,7 @@ def grad_heatmap(app, info, prefix: str, stat: str):
                             "dead_layers": dead, "layers": rows}
     if total > MAX_LAYERS:
         text["note"] = f"per-layer numbers for the first {MAX_LAYERS} of {total} layers"
-    return png, w, h, text
+    return png, w, h, stated_range(text, win)
 
 
 def _norm_keys(rd, ref: str, prefix: str | None) -> tuple[str, list[str]]:
@@ -82,7 +93,7 @@ def _norm_keys(rd, ref: str, prefix: str | None) -> tuple[str, list[str]]:
     return best, fams[best]
 
 
-def layer_norms(app, info, prefix):
+def layer_norms(app, info, prefix, win=None):
     from ..plotting.render import Panel, grid
 
     from .run_data import RunData
@@ -93,9 +104,12 @@ def layer_norms(app, info, prefix):
     panels, rows = [], []
     for key in shown:
         used, x, y, note = _axis(rd, key, None)
+        x, y, out_note = in_window(x, y, win)
         f = _features(x, y, "grad_norm") if y.size else {}
         name = key[len(prefix):] or key
-        panels.append(Panel(name, used, [_line(name, x, y, f)], _caption(f, int(y.size)), _empty_note(y, x, note)))
+        line = _line(name, x, y, f, key="grad_norm")
+        line.trend = False  # small multiples: raw values
+        panels.append(Panel(name, used, [line], _caption(f, int(y.size)), _empty_note(y, x, out_note or note)))
         row = _numbers(f, name, used, int(y.size))
         row.pop("step_key")
         rows.append(row)
@@ -107,4 +121,4 @@ def layer_norms(app, info, prefix):
                             "step_key": panels[0].xlabel if panels else None, "layers": rows}
     if len(keys) > len(shown):
         text["left_out"] = [k[len(prefix):] for k in keys[len(shown):]][:40]
-    return png, w, h, text
+    return png, w, h, stated_range(text, win)

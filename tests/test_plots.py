@@ -371,7 +371,7 @@ def test_step_range_filters_points_and_is_stated(mem, lens):
 
 def test_answer_states_the_smoothing(mem):
     _, text, _ = _parts(call(mem, "plot_overview", {"run": "explodes"}))
-    assert text["smoothing"].startswith("time-weighted EMA 0.9 as W&B")
+    assert text["smoothing"].startswith("time-weighted EMA 0.8 as W&B")
     _, text, _ = _parts(call(mem, "plot_overview", {"run": "explodes", "smoothing": 0}))
     assert text["smoothing"].startswith("off")
     r = call(mem, "plot_overview", {"run": "explodes", "smoothing": 1.5})

@@ -29,7 +29,7 @@ COMMON: dict[str, str] = {
     "call_id": "Weave call id",
     "step_min": "First step drawn",
     "step_max": "Last step drawn",
-    "smoothing": "Trend EMA 0-0.99 as in W&B (0 off; 0.9)",
+    "smoothing": "Trend EMA 0-0.99 as in W&B (0 off; 0.8)",
 }
 
 PER_TOOL: dict[str, dict[str, str]] = {

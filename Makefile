@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo-data
 
-.PHONY: install demo test bench clean conformance npm-tools snapshot load fuzz mcpb
+.PHONY: install demo test bench bench-scale clean conformance npm-tools snapshot load fuzz mcpb
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# issue 18's scaling table alone, on a chosen grid: make bench-scale GRID=10k:5,100k:50,1m:50
+bench-scale: $(STAMP)
+	$(PY) benchmarks/bench_scale.py --grid $(or $(GRID),10k:5,10k:50,100k:5,100k:50)
 
 # the long load test (tests/test_load.py as a script): 20 SDK clients, 2,000 tool calls over streamable HTTP
 # on loopback; prints calls, errors, p50/p95 latency and the server's peak memory; then 5,000 half-open

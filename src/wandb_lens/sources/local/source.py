@@ -35,6 +35,8 @@ log = logging.getLogger("wandb_lens.local")
 
 MAX_DEPTH = 3
 DECODER_VERSION = 2  # 2: JSON-object values (wandb < 0.18) split into keys; older parquet caches are re-decoded
+BACKGROUND_INDEX_BYTES = 64 << 20  # a listing never waits for the first index of a bigger log
+HEAD_BYTES = 256 << 10  # the records at the head of a log: header, run (with config), environment
 INDEX_VERSION = 4  # 3: with the prefix fingerprint (fingerprint.py); 4: summary_records, cli_version
 
 
@@ -140,18 +142,72 @@ class LocalRunSource:
         for i, path in enumerate(files):
             if str(path) not in self._scans or time.monotonic() - started > 0.2:  # a cold index: say how far
                 progress.report(i, len(files), f"indexing runs: {i:,} of {len(files):,}")
-            info = self._info_once(path)
+            info = self._info_once(path, wait=False)
             if info is not None:
                 runs.append(info)
         adopt_neighbour_project(runs)
         return runs
 
-    def _info_once(self, path: Path) -> RunInfo | None:
-        """A file's index is built by one thread at a time; other files and calls are not held up."""
+    def _info_once(self, path: Path, wait: bool = True) -> RunInfo | None:
+        """A file's index is built by one thread at a time; other files and calls are not held up.
+
+        With `wait=False` (listing), a log with more than BACKGROUND_INDEX_BYTES not yet indexed is
+        indexed by a background thread, and meanwhile listed from its head (id, name, project,
+        config) in state "indexing": a big new run never holds up the listing of the others.
+        """
         with self._lock:
             lock = self._scan_locks.setdefault(str(path), threading.Lock())
+        if not wait and path.suffix == ".wandb" and self._unindexed_bytes(path) > BACKGROUND_INDEX_BYTES:
+            if lock.acquire(blocking=False):
+                threading.Thread(target=self._index_and_release, args=(path, lock), daemon=True,
+                                 name=f"wandb-lens index {path.name}").start()
+            return self._head_info(path)
         with lock:
             return self._info(path)
+
+    def _index_and_release(self, path: Path, lock: threading.Lock) -> None:
+        try:
+            self._info(path)
+        except Exception as exc:  # the next foreground call reads it again and reports what failed
+            log.warning("background index of %s failed: %r", path, exc)
+        finally:
+            lock.release()
+
+    def _unindexed_bytes(self, path: Path) -> int:
+        """Bytes of the log past what the memory or disk index has read (0 when it cannot be told)."""
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return 0
+        cached = self._scans.get(str(path))
+        if cached is not None:
+            return size - cached[2].end_offset
+        try:
+            doc = json.loads((self.cache_dir / "index" / f"{self._cache_name(path)}.json").read_text())
+            if doc.get("v") == INDEX_VERSION and doc["path"] == str(path):
+                return size - int(doc["scan"]["end_offset"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return size
+
+    def _head_info(self, path: Path) -> RunInfo | None:
+        """What the first records of a log say (run record, config), for a run still being indexed."""
+        from . import run_file
+
+        try:
+            head = read_head(path, HEAD_BYTES, self.roots)
+            scan, _ = run_file.scan(head, want_summary=False)
+            size_mb = os.stat(path).st_size / 1e6
+        except Exception:  # unreadable or not a log: the background pass will say what it is
+            return None
+        return RunInfo(
+            id=scan.run_id or path.stem[4:], project=scan.project or "uncategorized", entity=scan.entity,
+            name=scan.name or scan.run_id, group=scan.group, job_type=scan.job_type, tags=list(scan.tags),
+            notes=scan.notes, host=scan.host, created_at=scan.start_time, state="indexing", config=scan.config,
+            damage=[f"still being indexed ({size_mb:,.0f} MB log): summary, history and state not read yet"],
+            wandb_version=scan.wandb_version, environment=scan.environment, location=path.parent.name,
+            path=str(path),
+        )
 
     def projects(self) -> list[str]:
         return sorted({r.project for r in self.list_runs()})
@@ -178,6 +234,8 @@ class LocalRunSource:
             raise LensError(suggest("project", project, {r.project for r in runs}))
         pool = [r for r in runs if (project is None or r.project == project) and (entity is None or r.entity in ("", entity))]
         hits = [r for r in pool if r.id == run_id] or [r for r in pool if r.name == run_id]
+        if len(hits) == 1 and hits[0].state == "indexing":  # this run's own call waits for its index
+            return self._info_once(Path(hits[0].path)) or hits[0]
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:

@@ -1,0 +1,56 @@
+"""A big log's first index runs off the request path: while it runs, listing answers at once with
+the run named from its head in state "indexing" and the other runs whole; that run's own call
+waits for its index; afterwards the run is listed whole."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+from wandb_lens.sources.local import source as local_source
+
+
+def test_listing_does_not_wait_for_a_big_first_index(tmp_path, demo_dir, demo_ids, monkeypatch):
+    runs = tmp_path / "wandb"
+    logs = {}
+    for name in ("baseline-cosine", "overfit-wide-model"):
+        src = next((demo_dir / "wandb").glob(f"*-{demo_ids[name]}"))
+        shutil.copytree(src, runs / src.name)
+        logs[name] = next((runs / src.name).glob("run-*.wandb")).stat().st_size
+    big_name, small_name = sorted(logs, key=logs.get, reverse=True)
+    big_id = demo_ids[big_name]
+    # the bigger log is over the threshold, the other under it
+    monkeypatch.setattr(local_source, "BACKGROUND_INDEX_BYTES", (logs[big_name] + logs[small_name]) // 2)
+    release = threading.Event()
+    real_scan = local_source.LocalRunSource._scan
+
+    def slow_scan(self, path, st):
+        if big_id in path.name:
+            release.wait(30)  # the big first index takes as long as the test says
+        return real_scan(self, path, st)
+
+    monkeypatch.setattr(local_source.LocalRunSource, "_scan", slow_scan)
+    src = local_source.LocalRunSource([runs], cache_dir=tmp_path / "cache")
+    t = time.perf_counter()
+    listed = {r.id: r for r in src.list_runs()}
+    assert time.perf_counter() - t < 5
+    big = listed[big_id]
+    assert big.state == "indexing" and big.name == big_name and big.project == "lens-demo"
+    assert big.config and big.summary == {} and "still being indexed" in big.damage[0]
+    other = listed[demo_ids[small_name]]
+    assert other.state == "finished" and other.summary
+    got: list = []
+    waiter = threading.Thread(target=lambda: got.append(src.get_run(big_id)))
+    waiter.start()
+    time.sleep(0.3)
+    assert not got  # the run's own call waits for its index
+    release.set()
+    waiter.join(30)
+    assert got and got[0].state == "finished" and got[0].summary
+    for _ in range(100):
+        again = {r.id: r for r in src.list_runs()}
+        if again[big_id].state != "indexing":
+            break
+        time.sleep(0.1)
+    assert again[big_id].state == "finished" and again[big_id].history_rows == got[0].history_rows

@@ -176,11 +176,10 @@ def test_summary_removals_and_nesting_merge_as_before(monkeypatch):
         assert new["acc"] == 0.7 and "gone" not in new and "y" not in new and new["_runtime_wandb"] == 12
 
 
-def test_split_decode_on_two_processes_equals_one_pass(mixed_run, monkeypatch):
+def test_split_decode_on_two_processes_equals_one_pass(mixed_run, monkeypatch, caplog):
     """The log split at a block boundary, the second half decoded by a worker process, gives the
     one-pass History; with the worker killed the second half is decoded here, same answer."""
     import os
-    import signal
 
     from wandb_lens.sources.local import parallel_decode
     from wandb_lens.sources.local.wandb_file import BLOCK
@@ -193,10 +192,15 @@ def test_split_decode_on_two_processes_equals_one_pass(mixed_run, monkeypatch):
     assert mid is not None and mid % BLOCK == 0 and 0 < mid < len(data)
     whole = history_decode.decode_history(run_file.scan(data, want_history=True)[1])
     got = parallel_decode.decode_split(data, mixed_run, st, mid, "", 0.0)
+    assert "decode worker" not in caplog.text  # the worker's half was used
     _same_history(got.history, whole)
     assert got.end_offset == len(data) and not got.truncated
-    pool = parallel_decode._get_pool()
-    os.kill(pool.submit(os.getpid).result(), signal.SIGKILL)  # the worker dies before the next decode
+    # a worker that dies (here: killed as it starts) leaves the second half to this process
+    import subprocess
+
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **kw: real_popen(
+        [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], **kw))
     again = parallel_decode.decode_split(data, mixed_run, st, mid, "", 0.0)
+    assert "decode worker ended with -9" in caplog.text
     _same_history(again.history, whole)
-    parallel_decode._drop_pool(parallel_decode._get_pool())

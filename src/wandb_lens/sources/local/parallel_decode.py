@@ -1,20 +1,21 @@
 """A cold decode of a big log on two cores: the file is split at a 32 KiB block boundary, the
-second half is decoded by a worker process while this one decodes the first, and the two
-Histories are joined (rows of the second after the first).
+second half is decoded by a worker process (`python -m` this module, its answer pickled on a
+pipe) while this one decodes the first, and the two Histories are joined (rows of the second
+after the first).
 
 A record that spans the boundary belongs to the half it starts in (`Framing(start, stop)`: the
 first half reads past `stop` to finish it, the second skips its tail). The worker re-opens the
 file and checks it is the same file (device, inode) and still long enough; if it is not, or the
 worker dies or cannot start, the second half is decoded here instead: the answer is always whole.
-The worker is a spawned process (never a fork of a threaded server) kept for later decodes; its
-stdout is pointed at stderr so it can never write into the stdio protocol stream.
+The worker is a new interpreter (never a fork of a threaded server, never a re-run of the
+caller's main module); its stdout is a pipe to this process, never the stdio protocol stream; a
+cancelled decode kills it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 
 from ..history import History
@@ -23,8 +24,6 @@ from .wandb_file import BLOCK, HEADER, Framing
 log = logging.getLogger("wandb_lens.local")
 
 MIN_BYTES = 64 << 20  # smaller logs decode in about a second: not worth a second process
-_pool = None
-_pool_lock = threading.Lock()
 
 
 def workers() -> int:
@@ -64,45 +63,26 @@ def decode_range(data, start: int, stop: int | None, label: str = "", total: flo
     return RangeResult(builder.finish(), framing.end_offset, framing.truncated, list(framing.damage))
 
 
-def _worker(path: str, dev: int, ino: int, start: int) -> RangeResult:
+def _worker_main(argv: list[str]) -> int:
+    """`python -m wandb_lens.sources.local.parallel_decode PATH DEV INO START`: the pickled
+    (History, end_offset, truncated, damage) of [START, end) on stdout."""
     import mmap
+    import pickle
+    import sys
 
+    path, dev, ino, start = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
     with open(path, "rb") as fh:
         st = os.fstat(fh.fileno())
         if (st.st_dev, st.st_ino) != (dev, ino) or st.st_size <= start:
-            raise OSError("the log changed since the decode started")
+            print("the log changed since the decode started", file=sys.stderr)
+            return 3
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return decode_range(data, start, None)
-
-
-def _warm() -> None:
-    os.dup2(2, 1)  # never write into a stdio server's protocol stream
-    import numpy  # noqa: F401
-    import pyarrow.compute  # noqa: F401
-    from wandb.proto import wandb_internal_pb2  # noqa: F401
-
-
-def _get_pool():
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_warm)
-        return _pool
-
-
-def _drop_pool(pool) -> None:
-    global _pool
-    with _pool_lock:
-        if _pool is pool:
-            _pool = None
-    try:
-        pool.shutdown(wait=False, cancel_futures=True)
-    except Exception:
-        pass
+            r = decode_range(data, start, None)
+    # plain values only: this module runs as __main__ here, so its classes would not unpickle there
+    answer = (r.history, r.end_offset, r.truncated, r.damage)
+    sys.stdout.buffer.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+    sys.stdout.buffer.flush()
+    return 0
 
 
 def split_point(size: int) -> int | None:
@@ -114,21 +94,33 @@ def split_point(size: int) -> int | None:
 
 
 def decode_split(data, path, st, mid: int, label: str, total_mb: float) -> RangeResult:
-    """The whole log's history, its second half decoded by the worker process."""
-    pool = fut = None
+    """The whole log's history, its second half decoded by a worker process."""
+    import pickle
+    import subprocess
+    import sys
+
+    proc = None
     try:
-        pool = _get_pool()
-        fut = pool.submit(_worker, str(path), st.st_dev, st.st_ino, mid)
-    except Exception as exc:  # no process could be started: all of it here
+        proc = subprocess.Popen([sys.executable, "-m", __name__, str(path), str(st.st_dev), str(st.st_ino), str(mid)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError as exc:  # no process could be started: all of it here
         log.warning("parallel decode unavailable (%s): decoding on one core", exc)
-    first = decode_range(data, HEADER.size, mid, label, total_mb)
     second = None
-    if fut is not None:
-        try:
-            second = fut.result()
-        except Exception as exc:  # the worker died or the file changed: decode the rest here
-            log.warning("decode worker failed (%s): decoding the second half here", exc)
-            _drop_pool(pool)
+    try:
+        first = decode_range(data, HEADER.size, mid, label, total_mb)
+        if proc is not None:
+            out, _ = proc.communicate()
+            if proc.returncode == 0:
+                try:
+                    second = RangeResult(*pickle.loads(out))
+                except Exception as exc:
+                    log.warning("decode worker answer unreadable (%s)", exc)
+            else:  # the worker died or the file changed: decode the rest here
+                log.warning("decode worker ended with %s: decoding the second half here", proc.returncode)
+    finally:
+        if proc is not None and proc.poll() is None:  # cancelled or failed here: the worker goes too
+            proc.kill()
+            proc.wait()
     if second is None:
         second = decode_range(data, mid, None)
     hist = first.history.append(second.history)
@@ -142,3 +134,9 @@ def _merge_dropped(damage: list[str]) -> list[str]:
     counts = [int(d.split(" ", 1)[0]) for d in damage if d.endswith(tail)]
     rest = [d for d in damage if not d.endswith(tail)]
     return rest + ([f"{sum(counts)}{tail}"] if counts else [])
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(_worker_main(sys.argv[1:]))

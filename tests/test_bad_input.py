@@ -37,7 +37,7 @@ def valid_args(env) -> dict[str, dict]:
         "plot_grad_norm_by_layer": {"run": "spiky-bad-batches", "prefix": "train/"}, "eval_health": {}, "eval_efficiency": {},
         "eval_results": {"eval_id": e1}, "compare_evals": {"eval_ids": [e1, e2]}, "trace_stats": {},
         "get_call": {"call_id": e1}, "run_logs": {"run": "baseline-cosine"}, "query_calls": {},
-        "call_schema": {"op": "Evaluation.predict_and_score"},
+        "call_schema": {"op": "Evaluation.predict_and_score"}, "system_health": {"run": "baseline-cosine"},
     }
 
 
@@ -132,7 +132,7 @@ EXPECTED_TOOLS = sorted(["list_projects", "query_runs", "describe_run", "curve_f
                          "compare_runs", "plot_overview", "plot_comparison", "plot_grad_histograms",
                          "plot_grad_norm_by_layer", "eval_health", "eval_results", "compare_evals",
                          "eval_efficiency", "trace_stats", "get_call", "run_logs", "query_calls",
-                         "call_schema"])
+                         "call_schema", "system_health"])
 
 
 def test_catalogue_covers_every_listed_tool(env, schemas):

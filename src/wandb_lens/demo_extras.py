@@ -54,9 +54,9 @@ def input_bound(out: Path) -> None:
     loss = 2.0
     for step in range(300):
         slow = 150 <= step < 200
-        time.sleep(0.004 if slow else 0.001)
+        time.sleep(0.02 if slow else 0.001)
         loss = loss * 0.995 + rng.normal(0, 0.01)
-        run.log({"train/loss": loss, "samples_per_sec": (64 / 0.004 if slow else 64 / 0.001) * rng.uniform(0.9, 1.1)})
+        run.log({"train/loss": loss, "samples_per_sec": (64 / 0.02 if slow else 64 / 0.001) * rng.uniform(0.9, 1.1)})
         if step % 10 == 0:
             _stats(run, **{"gpu.0.gpu": float(rng.uniform(8, 22)), "gpu.0.memoryAllocated": 31.0,
                            "gpu.0.memoryAllocatedBytes": 31.0 * 0.8e9, "cpu": float(rng.uniform(92, 99)),

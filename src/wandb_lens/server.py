@@ -18,7 +18,7 @@ INSTRUCTIONS = (
 
 
 def build_server(config: AppConfig | None = None, app: App | None = None) -> MCPServer:
-    from .tools import diagnostics, evals, logs, plots, runs
+    from .tools import diagnostics, evals, logs, plots, runs, system
 
     app = app or App(config)
     server = MCPServer("wandb-lens", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
@@ -28,6 +28,7 @@ def build_server(config: AppConfig | None = None, app: App | None = None) -> MCP
     evals.register(server, app)
     plots.register(server, app)
     logs.register(server, app)
+    system.register(server, app)
     resources.register(server, app)
     prompts.register(server, app)
     completions.register(server, app)

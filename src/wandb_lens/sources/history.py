@@ -187,3 +187,38 @@ def write_cached(history: History, path, meta_key: bytes, meta: dict) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
+
+
+SYSTEM_PREFIX = "system/"
+
+
+def place_events(hist: History, events: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Column]:
+    """Timed samples (system metrics: {key: (unix times, values)}) as columns on the history's rows:
+    each sample at the last row logged at or before it (the first row for earlier samples), the
+    latest sample when several fall on one row. Empty without a numeric `_timestamp` column."""
+    ts_col = hist.columns.get("_timestamp")
+    if ts_col is None or ts_col.kind != NUMERIC or not len(ts_col.rows):
+        return {}
+    ts = np.maximum.accumulate(np.nan_to_num(np.asarray(ts_col.values, dtype=np.float64), nan=-np.inf))
+    out: dict[str, Column] = {}
+    for key, (t, v) in events.items():
+        if not len(t):
+            continue
+        at = np.clip(np.searchsorted(ts, np.asarray(t, dtype=np.float64), side="right") - 1, 0, len(ts) - 1)
+        rows = ts_col.rows[at]
+        last = np.r_[rows[1:] != rows[:-1], True]  # rows are nondecreasing: keep each row's last sample
+        out[key] = Column(NUMERIC, rows[last].astype(np.int64), np.asarray(v, dtype=np.float64)[last])
+    return out
+
+
+def with_columns(hist: History, extra: dict[str, Column]) -> History:
+    """The same rows with `extra` columns added (existing keys win)."""
+    if not extra:
+        return hist
+    cols = dict(hist.columns)
+    for k, c in extra.items():
+        cols.setdefault(k, c)
+    out = History(hist.steps, cols, list(hist.damage))
+    if hasattr(hist, "_meta"):
+        out._meta = hist._meta
+    return out

@@ -63,6 +63,8 @@ def read(path: Path, kinds: tuple[str, ...], roots) -> dict[str, list]:
     """{kind: [parsed record payload, ...]} for `kinds`, in log order (the file opened by safe_open)."""
     from ..safe_open import check_regular, file_identity
 
+    if Path(path).suffix != ".wandb":  # an old-layout run (legacy.py): no transaction log
+        return {k: [] for k in kinds}
     key = (str(path), file_identity(check_regular(path, roots)), kinds)
     with _lock:
         hit = _cache.get(key)

@@ -26,7 +26,7 @@ from ..base import RunInfo, no_such_run, parse_ref
 from ..history import History
 from ..safe_open import UnsafeFile, check_regular, open_regular
 from .fingerprint import prefix_fingerprint, same_prefix
-from . import legacy, resume
+from . import legacy, resume, system
 from .run_file import RunScan
 from .run_state import finish_called, run_state
 from .unreadable import adopt_neighbour_project, unreadable_info
@@ -337,7 +337,7 @@ class LocalRunSource:
             file_lock = self._history_locks.setdefault(key, threading.Lock())
         with file_lock:
             try:
-                return self._history_locked(path, key)
+                return system.with_system(self._history_locked(path, key), path, self.roots)
             except UnsafeFile as exc:  # swapped for a FIFO, a directory or an escaping symlink
                 raise LensError(f"Run {run.ref} cannot be read: {path.name}: {exc.reason}.") from None
 
@@ -372,12 +372,18 @@ class LocalRunSource:
         raise LensError(f"Run {run.ref} is no longer on disk (folder {run.location}).")
 
     # ----- console, system metrics, artifacts: records.py / console.py, read apart from the scan --
+    def system_series(self, run: RunInfo) -> dict:
+        """{system/<key>: (unix times, values)}: the raw samples of the run's system metrics."""
+        return system.series(self._path_of(run), self.roots)
+
     def console(self, run: RunInfo):
         """The run's console text (`files/output.log`, else the log's console records), or None."""
         from . import console, records
 
         path = self._path_of(run)
         text = console.open_output_log(str(path.parent / "files" / "output.log"), self.roots)
+        if text is None and path.suffix != ".wandb":  # old layout: files sit in the run folder
+            text = console.open_output_log(str(path.parent / "output.log"), self.roots)
         if text is None:
             fragments = records.console_fragments(path, self.roots)
             text = console.from_records(fragments) if fragments else None

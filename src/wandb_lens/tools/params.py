@@ -78,6 +78,11 @@ PER_TOOL: dict[str, dict[str, str]] = {
         "limit": "Max calls returned",
     },
     "call_schema": {"project": "Weave project (default: configured)", "op": "Op name (see trace_stats)"},
+    "artifacts": {
+        "run": "A run: its logged and used artifacts",
+        "project": "Project: its artifact collections",
+        "name": "Collection name: its versions",
+    },
     "get_call": {"depth": "0 no children, 1 children, 2 grandchild counts",
                  "offset": "Children to skip", "limit": "Max children listed"},
     "plot_comparison": {"highlight": "Run drawn on top"},

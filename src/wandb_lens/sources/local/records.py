@@ -74,7 +74,7 @@ def read(path: Path, kinds: tuple[str, ...], roots) -> dict[str, list]:
     out = _read(path, kinds, roots)
     with _lock:
         _cache[key] = out
-        while len(_cache) > 16:
+        while len(_cache) > 64:
             _cache.popitem(last=False)
     return out
 

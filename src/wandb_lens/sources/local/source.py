@@ -376,6 +376,13 @@ class LocalRunSource:
         """{system/<key>: (unix times, values)}: the raw samples of the run's system metrics."""
         return system.series(self._path_of(run), self.roots)
 
+    def artifact_catalog(self, project: str):
+        """Logged and used artifacts of a project's runs, versions inferred (sources/local/artifacts.py)."""
+        from . import artifacts
+
+        return artifacts.catalog(self.list_runs(project),
+                                 lambda r: artifacts.from_run(self._path_of(r), self.roots, r.id))
+
     def console(self, run: RunInfo):
         """The run's console text (`files/output.log`, else the log's console records), or None."""
         from . import console, records

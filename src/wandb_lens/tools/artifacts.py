@@ -1,0 +1,96 @@
+"""artifacts: a run's logged and used artifacts, or a project's collections with their versions."""
+
+from __future__ import annotations
+
+from ..analysis.flatten import short
+from ..errors import LensError, suggest
+from . import _base
+
+MAX_ROWS = 20
+
+
+def _catalog(app, project: str):
+    reader = getattr(app.runs, "artifact_catalog", None)
+    if reader is None:
+        raise LensError("artifacts reads local run logs; listing W&B cloud artifacts is not supported yet.")
+    return reader(project)
+
+
+def _names(app, project: str) -> dict:
+    return {r.id: r.name or r.id for r in app.runs.list_runs(project)}
+
+
+def _scope(cat) -> dict:
+    out = {"versions_note": "inferred from the local logs in logging order (W&B numbers them at upload)"}
+    if cat.runs_read < cat.runs_total:
+        out["runs_read"] = f"{cat.runs_read} of {cat.runs_total} (time budget): later runs' artifacts not listed"
+    return out
+
+
+def register(server, app) -> None:
+    def artifacts(run: str | None = None, project: str | None = None, name: str | None = None) -> dict:
+        from ..sources.local.artifacts import files_state, resolve
+
+        if run:
+            info = app.runs.get_run(run)
+            project = info.project
+        elif not project:
+            projects = sorted({r.project for r in app.runs.list_runs()})
+            if len(projects) != 1:
+                raise LensError(f"Name a run or a project. Projects ({len(projects)}): {', '.join(projects[:10])}.")
+            project = projects[0]
+        elif project not in {r.project for r in app.runs.list_runs()}:
+            raise LensError(suggest("project", project, {r.project for r in app.runs.list_runs()}))
+        cat = _catalog(app, project)
+        names = _names(app, project)
+        roots = getattr(app.runs, "roots", [])
+        if run:
+            logged, used = cat.by_run.get(info.id, ([], []))
+            out = {"run": info.ref, "name": info.name}
+            if logged:
+                out["logged"] = {"cols": ["name", "version", "type", "bytes", "files", "aliases", "digest"],
+                                 "rows": [[a.name, a.version, a.type, a.size, a.files, a.aliases, a.digest[:12]]
+                                          for a in logged[:MAX_ROWS]], "total": len(logged)}
+            if used:
+                rows = []
+                for u in used[:MAX_ROWS]:
+                    v = resolve(cat, u.name)
+                    rows.append([u.name, u.type, names.get(v.run_id, v.run_id) if v else "not in these logs"])
+                out["used"] = {"cols": ["name", "type", "produced_by"], "rows": rows, "total": len(used)}
+            if not logged and not used:
+                out["artifacts"] = "none: this run logged and used no artifacts"
+            return {**out, **_scope(cat)}
+        if name:
+            seq = cat.versions.get(name)
+            if not seq:
+                raise LensError(suggest("artifact", name, set(cat.versions) | set(cat.used),
+                                        where=f" in project {project!r}"))
+            rows = []
+            for v in seq[-MAX_ROWS:]:
+                users = sorted({names.get(u.run_id, u.run_id) for u in cat.used.get(name, [])
+                                if resolve(cat, u.name) is v})
+                rows.append({"version": v.version, "aliases": v.aliases, "digest": v.digest[:12], "bytes": v.size,
+                             "files": v.files, "produced_by": names.get(v.run_id, v.run_id), "used_by": users,
+                             "metadata": {k: short(x) for k, x in list(v.metadata.items())[:6]},
+                             "files_on_disk": files_state(v, roots)})
+            return {"project": project, "artifact": name, "type": seq[0].type, "versions_total": len(seq),
+                    "versions": rows, **_scope(cat)}
+        rows = []
+        for cname, seq in sorted(cat.versions.items()):
+            last = seq[-1]
+            producers = sorted({names.get(v.run_id, v.run_id) for v in seq})
+            users = sorted({names.get(u.run_id, u.run_id) for u in cat.used.get(cname, [])})
+            rows.append([cname, last.type, len(seq), last.version, last.size, last.aliases, producers[:3], users[:3]])
+        unknown = sorted(set(cat.used) - set(cat.versions))
+        out = {"project": project,
+               "collections": {"cols": ["name", "type", "versions", "latest", "bytes", "aliases", "produced_by",
+                                        "used_by"], "rows": rows[:MAX_ROWS], "total": len(rows)}}
+        if unknown:
+            out["used_not_logged_here"] = unknown[:10]
+        if not rows and not unknown:
+            out["collections"] = "none: no run in this project logged or used an artifact"
+        return {**out, **_scope(cat)}
+
+    _base.add(server, artifacts,
+              "Artifacts: a run's logged and used ones; or a project's collections (versions, aliases, size, "
+              "producing / consuming runs); name: one collection's versions with metadata and lineage.")

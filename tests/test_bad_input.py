@@ -38,7 +38,7 @@ def valid_args(env) -> dict[str, dict]:
         "eval_results": {"eval_id": e1}, "compare_evals": {"eval_ids": [e1, e2]}, "trace_stats": {},
         "get_call": {"call_id": e1}, "run_logs": {"run": "baseline-cosine"}, "query_calls": {},
         "call_schema": {"op": "Evaluation.predict_and_score"}, "system_health": {"run": "baseline-cosine"},
-        "artifacts": {"project": "lens-demo"},
+        "artifacts": {"project": "lens-demo"}, "sweep_analysis": {"group": "lr-sweep"},
     }
 
 
@@ -133,7 +133,7 @@ EXPECTED_TOOLS = sorted(["list_projects", "query_runs", "describe_run", "curve_f
                          "compare_runs", "plot_overview", "plot_comparison", "plot_grad_histograms",
                          "plot_grad_norm_by_layer", "eval_health", "eval_results", "compare_evals",
                          "eval_efficiency", "trace_stats", "get_call", "run_logs", "query_calls",
-                         "call_schema", "system_health", "artifacts"])
+                         "call_schema", "system_health", "artifacts", "sweep_analysis"])
 
 
 def test_catalogue_covers_every_listed_tool(env, schemas):

@@ -21,8 +21,8 @@ def test_input_bound_gpu_and_a_slow_stretch(xlens):
     assert a["verdict"] == ["gpu_underused", "slow_steps"]
     f = a["findings"][0]
     assert f["key"] == "system/gpu.0.gpu" and 8 <= f["median_util"] <= 22 and f["reading"].startswith("input-bound")
-    lo, hi = a["step_timing"]["slow_stretches"][0]["steps"]
-    assert 145 <= lo <= 156 and 194 <= hi <= 206  # the demo sleeps 20x longer at steps 150-199
+    # the demo sleeps 20x longer at steps 150-199 (a loaded machine may add stretches of its own)
+    assert any(145 <= lo <= 156 and 194 <= hi <= 206 for lo, hi in (g["steps"] for g in a["step_timing"]["slow_stretches"]))
     assert a["gpus"] == 1 and len(xlens("system_health", run="input-bound-gpu").text) <= 3000
 
 

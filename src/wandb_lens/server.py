@@ -18,7 +18,7 @@ INSTRUCTIONS = (
 
 
 def build_server(config: AppConfig | None = None, app: App | None = None) -> MCPServer:
-    from .tools import artifacts, diagnostics, evals, logs, plots, runs, system
+    from .tools import artifacts, diagnostics, evals, logs, plots, runs, sweeps, system
 
     app = app or App(config)
     server = MCPServer("wandb-lens", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
@@ -30,6 +30,7 @@ def build_server(config: AppConfig | None = None, app: App | None = None) -> MCP
     logs.register(server, app)
     system.register(server, app)
     artifacts.register(server, app)
+    sweeps.register(server, app)
     resources.register(server, app)
     prompts.register(server, app)
     completions.register(server, app)

@@ -83,6 +83,12 @@ PER_TOOL: dict[str, dict[str, str]] = {
         "project": "Project: its artifact collections",
         "name": "Collection name: its versions",
     },
+    "sweep_analysis": {
+        "group": "Run group (e.g. the sweep's)",
+        "filters": "MongoDB-style filter, as query_runs",
+        "metric": "Summary key (default: the val key)",
+        "goal": "min|max|auto",
+    },
     "get_call": {"depth": "0 no children, 1 children, 2 grandchild counts",
                  "offset": "Children to skip", "limit": "Max children listed"},
     "plot_comparison": {"highlight": "Run drawn on top"},

@@ -21,7 +21,8 @@ def _names(app, project: str) -> dict:
 
 
 def _scope(cat) -> dict:
-    out = {"versions_note": "inferred from the local logs in logging order (W&B numbers them at upload)"}
+    out = {"versions_note": "inferred from the local logs in logging order (W&B numbers them at upload)"} \
+        if cat.versions else {}
     if cat.runs_read < cat.runs_total:
         out["runs_read"] = f"{cat.runs_read} of {cat.runs_total} (time budget): later runs' artifacts not listed"
     return out
@@ -31,10 +32,10 @@ def register(server, app) -> None:
     def artifacts(run: str | None = None, project: str | None = None, name: str | None = None) -> dict:
         from ..sources.local.artifacts import files_state, resolve
 
-        if run:
+        if run is not None:
             info = app.runs.get_run(run)
             project = info.project
-        elif not project:
+        elif project is None:
             projects = sorted({r.project for r in app.runs.list_runs()})
             if len(projects) != 1:
                 raise LensError(f"Name a run or a project. Projects ({len(projects)}): {', '.join(projects[:10])}.")
@@ -44,7 +45,7 @@ def register(server, app) -> None:
         cat = _catalog(app, project)
         names = _names(app, project)
         roots = getattr(app.runs, "roots", [])
-        if run:
+        if run is not None:
             logged, used = cat.by_run.get(info.id, ([], []))
             out = {"run": info.ref, "name": info.name}
             if logged:
@@ -60,7 +61,7 @@ def register(server, app) -> None:
             if not logged and not used:
                 out["artifacts"] = "none: this run logged and used no artifacts"
             return {**out, **_scope(cat)}
-        if name:
+        if name is not None:
             seq = cat.versions.get(name)
             if not seq:
                 raise LensError(suggest("artifact", name, set(cat.versions) | set(cat.used),

@@ -23,7 +23,7 @@ SHOWN_PARAMS = 8
 
 def _runs(app, project, group, filters) -> tuple[list, str]:
     filt = dict(filters or {})
-    if group:
+    if group is not None:
         filt = {"$and": [filt, {"group": group}]} if filt else {"group": group}
     try:
         rf.check(filt)
@@ -46,7 +46,7 @@ def _runs(app, project, group, filters) -> tuple[list, str]:
             runs = [r for r in runs if rf.matches(run_doc(r), filt, until)]
         except rf.FilterError as exc:
             raise LensError(str(exc)) from None
-        if group and not runs:
+        if group is not None and not runs:
             raise LensError(suggest("group", group, {r.group for r in pool if r.group}))
         note = ""
     if not runs:

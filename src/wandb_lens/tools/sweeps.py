@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 
+from .. import identity
 from ..analysis import keys as K
 from ..analysis import run_filters as rf
 from ..analysis.flatten import flatten, short
@@ -127,12 +128,13 @@ def register(server, app) -> None:
         if not top:
             return [TextContent(type="text", text=dumps(out))]
         sig = sorted((r.ref, r.history_rows, r.state) for r in used)
-        pid = plot_id("sweep_analysis", {"metric": key, "params": top}, sig)
+        owner = identity.current.get()  # a plot is readable by the identity that drew it (plotting/cache.py)
+        pid = plot_id("sweep_analysis", {"metric": key, "params": top}, sig, owner)
         cache = server.plot_cache
-        plot = cache.get(pid)
+        plot = cache.get(pid, owner)
         if plot is None:
             png, w, h = _draw(key, y, {p: params[p] for p in top}, [r.name or r.id for r in used], sign)
-            plot = cache.put(Plot(pid, png, {}, w, h))
+            plot = cache.put(Plot(pid, png, {}, w, h, owner))
         out["plot"] = plot.uri
         return [Image(data=plot.png, format="png").to_image_content(), TextContent(type="text", text=dumps(out)),
                 ResourceLink(type="resource_link", name=f"{plot.id}.png", uri=plot.uri, mime_type="image/png",

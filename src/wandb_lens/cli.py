@@ -82,12 +82,33 @@ def _serve(args) -> int:
             print(f"wandb-lens: {refusal}", file=sys.stderr)
             return 2
     server = build_server(_config(args))
-    if args.transport == "stdio":
-        server.run("stdio")
-    else:
-        http_mode.serve(server, host=args.host, port=args.port, token=token,
-                        transport_security=_transport_security(args.host, args.allow_host))
+    try:
+        if args.transport == "stdio":
+            server.run("stdio")
+        else:
+            http_mode.serve(server, host=args.host, port=args.port, token=token,
+                            transport_security=_transport_security(args.host, args.allow_host))
+    finally:
+        _exit_past_stuck_workers()
     return 0
+
+
+def _exit_past_stuck_workers(grace_s: float = 2.0) -> None:
+    """The server is done (stdin closed, stop signal): if a worker thread is still stuck in a tool call
+    (a read that never returns), exit now instead of waiting for it forever at interpreter shutdown."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + grace_s
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and not t.daemon:
+            t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon and t is not threading.current_thread() for t in threading.enumerate()):
+        logging.getLogger("wandb_lens").warning("a worker thread is stuck (a read that never returns): exiting anyway")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _transport_security(bind_host: str, allow_hosts: list[str]):

@@ -135,6 +135,7 @@ def serve(server, *, host: str, port: int, token: str | None, transport_security
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets=None):
+            _exit_watchdog(GRACEFUL_SHUTDOWN_S + 5.0)  # a worker stuck on a read must not keep us alive
             for srv in self.servers:  # no new connections while the calls in flight finish
                 srv.close()
             gate.draining = True
@@ -154,3 +155,24 @@ def serve(server, *, host: str, port: int, token: str | None, transport_security
         await Server(config).serve(sockets=[guarded_listener(config.bind_socket(), tally)])
 
     anyio.run(run)
+
+
+def _exit_watchdog(after_s: float) -> None:
+    """End the process `after_s` seconds from now if it has not ended by itself: a tool call stuck in
+    a worker thread (a hung network file system, a device) can be neither cancelled nor joined, and
+    would otherwise keep a stopping server alive forever (asyncio waits for its executor threads)."""
+    import os
+    import threading
+
+    def fire():
+        import logging
+        import sys
+
+        logging.getLogger("wandb_lens.http").warning(
+            "still running %.0f s after the stop signal (a worker thread is stuck): exiting now", after_s)
+        sys.stderr.flush()
+        os._exit(0)
+
+    timer = threading.Timer(after_s, fire)
+    timer.daemon = True
+    timer.start()

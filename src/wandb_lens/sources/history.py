@@ -124,6 +124,8 @@ def to_arrow(history: History):
     table = pa.Table.from_arrays(arrays, names=names)
     meta = dict(table.schema.metadata or {})
     meta[b"wandb_lens_kinds"] = json.dumps(kinds).encode()
+    # the columns' order as decoded (`_step` is stored first): warm answers list keys as cold ones do
+    meta[b"wandb_lens_order"] = json.dumps(list(history.columns)).encode()
     if history.damage:
         meta[b"wandb_lens_damage"] = json.dumps(history.damage).encode()
     return table.replace_schema_metadata(meta)
@@ -153,6 +155,9 @@ def from_arrow(table) -> History:
         else:
             cols[key] = Column(kind, rows, arr.filter(arr.is_valid()).to_pylist())
     damage = json.loads((table.schema.metadata or {}).get(b"wandb_lens_damage", b"[]"))
+    order = json.loads((table.schema.metadata or {}).get(b"wandb_lens_order", b"[]"))
+    if sorted(order) == sorted(cols):
+        cols = {k: cols[k] for k in order}
     return History(steps, cols, damage)
 
 

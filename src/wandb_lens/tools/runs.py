@@ -187,7 +187,7 @@ def register(server, app) -> None:
                 row["summary"] = summ
             if r.state == "unreadable":
                 row["reason"] = r.damage[0] if r.damage else "unreadable"
-            elif r.damage or r.truncated:
+            elif r.damage or (r.truncated and r.state != "running"):
                 row["damaged"] = True
             rows.append(row)
         same = _hoist_common(rows)
@@ -354,7 +354,7 @@ def _describe_out(info, n_rows: int, keys: dict, step_keys: list, note: str | No
     if info.metrics:
         out["metric_defs"] = info.metrics
     damage = list(info.damage or []) + list(history_damage or [])
-    if info.truncated:
+    if info.truncated and info.state != "running":  # a live writer's last record is simply not whole yet
         damage.append("log ends mid-record (writer killed)")
     if damage:
         out["damage"] = damage

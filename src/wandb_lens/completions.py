@@ -19,7 +19,7 @@ log = logging.getLogger("wandb_lens.completions")
 
 MAX_VALUES = 100  # MCP: at most 100 values per completion
 SCAN_EVALS = 1000  # newest evaluations searched for an eval_id prefix
-ROLES = ["train", "val", "lr", "grad_norm"]
+ROLES = ["train", "val", "lr", "grad_norm", "accuracy", "throughput"]  # the roles compare_runs takes as metric
 
 
 def register(server, app) -> None:

@@ -17,7 +17,7 @@ COMMON: dict[str, str] = {
     "runs": "Run refs: run_id, project/run_id or entity/project/run_id",
     "project": "Project name (default: all)",
     "step_key": "x axis key, e.g. _step, epoch (default: chosen, stated)",
-    "metric": "History key, or role train|val|lr|grad_norm",
+    "metric": "History key, or role train|val|lr|grad_norm|accuracy|throughput",
     "metrics": "History keys (default: main metrics)",
     "direction": "min|max|auto (auto: from the key name)",
     "limit": "Max rows returned",
@@ -44,7 +44,7 @@ PER_TOOL: dict[str, dict[str, str]] = {
         "val_key": "Validation key (default: found)",
     },
     "compare_runs": {
-        "metric": "History key, or role train|val|lr|grad_norm (default val)",
+        "metric": "History key, or role train|val|lr|grad_norm|accuracy|throughput (default val)",
         "group_by": "config.* key whose runs are averaged, e.g. config.seed",
     },
     "eval_health": {

@@ -70,13 +70,15 @@ def _worker_main(argv: list[str]) -> int:
     import pickle
     import sys
 
+    from ..safe_open import open_regular
+
     path, dev, ino, start = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
-    with open(path, "rb") as fh:
-        st = os.fstat(fh.fileno())
+    with open_regular(path) as f:  # never blocks (a FIFO swapped in is refused), regular files only
+        st = f.stat
         if (st.st_dev, st.st_ino) != (dev, ino) or st.st_size <= start:
             print("the log changed since the decode started", file=sys.stderr)
             return 3
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with mmap.mmap(f.fd, 0, access=mmap.ACCESS_READ) as data:
             r = decode_range(data, start, None)
     # plain values only: this module runs as __main__ here, so its classes would not unpickle there
     answer = (r.history, r.end_offset, r.truncated, r.damage)

@@ -21,6 +21,11 @@ STEPS: list[tuple[str, str, dict]] = [
      {"runs": [f"{DEMO}/baseline-cosine", f"{DEMO}/still-improving", f"{DEMO}/plateau-tiny-lr",
                f"{DEMO}/overfit-wide-model"]}),
     ("Show me the curves", "plot_overview", {"run": f"{DEMO}/spiky-bad-batches"}),
+    ("Why did this run crash?", "run_logs", {"run": f"{DEMO}/crash-raises"}),
+    ("Is my GPU starved?", "system_health", {"run": f"{DEMO}/input-bound-gpu"}),
+    ("Is memory leaking?", "system_health", {"run": f"{DEMO}/leaky-memory"}),
+    ("Which dataset version did the model use?", "artifacts", {"run": f"{DEMO}/train-on-digits"}),
+    ("Which hyperparameters matter?", "sweep_analysis", {"project": "lens-sweep", "group": "sweep-lr-wd"}),
 ]
 
 

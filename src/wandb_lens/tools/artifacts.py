@@ -93,5 +93,5 @@ def register(server, app) -> None:
         return {**out, **_scope(cat)}
 
     _base.add(server, artifacts,
-              "Artifacts: a run's logged and used ones; or a project's collections (versions, aliases, size, "
-              "producing / consuming runs); name: one collection's versions with metadata and lineage.")
+              "Artifacts: a run's logged/used ones, a project's collections (versions, aliases, size, producer, "
+              "consumers), or one collection's versions (name).")

@@ -80,10 +80,9 @@ def register(server, app) -> None:
         return _fit(out)
 
     _base.add(server, run_logs,
-              "A run's console output (files/output.log, else the log's console records): the last `tail` "
-              "lines, or lines matching `pattern` (case-insensitive regex, max_matches shown, total counted). "
-              "For a failed/crashed run without pattern (or traceback=true) also the last Python traceback, its error line "
-              "and the lines before it. Long lines are cut (counted).")
+              "A run's console output (output.log, else the log's console records): the last `tail` lines, or "
+              "lines matching `pattern` (all counted). Failed/crashed runs (or traceback=true): the last "
+              "traceback, its error line, the lines before. Long lines cut (counted).")
 
 
 def _fit(out: dict) -> dict:

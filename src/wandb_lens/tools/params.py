@@ -60,9 +60,9 @@ PER_TOOL: dict[str, dict[str, str]] = {
     },
     "run_logs": {
         "tail": "Last lines shown (default 30)",
-        "pattern": "Regex, case-insensitive: matching lines instead of the tail",
+        "pattern": "Case-insensitive regex",
         "max_matches": "Matches shown (all are counted)",
-        "traceback": "Find the last traceback (default: failed/crashed runs)",
+        "traceback": "Find the last traceback (default: failed runs)",
     },
     "query_calls": {
         "project": "Weave project (default: configured)",
@@ -79,9 +79,9 @@ PER_TOOL: dict[str, dict[str, str]] = {
     },
     "call_schema": {"project": "Weave project (default: configured)", "op": "Op name (see trace_stats)"},
     "artifacts": {
-        "run": "A run: its logged and used artifacts",
-        "project": "Project: its artifact collections",
-        "name": "Collection name: its versions",
+        "run": "A run: its artifacts",
+        "project": "Project: its collections",
+        "name": "Collection: its versions",
     },
     "sweep_analysis": {
         "group": "Run group (e.g. the sweep's)",

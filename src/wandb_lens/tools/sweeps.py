@@ -141,9 +141,8 @@ def register(server, app) -> None:
                              size=len(plot.png))]
 
     _base.add(server, sweep_analysis,
-              "A group or filtered set of runs as one experiment (a sweep): best runs, the config keys that "
-              "varied, and parameter importance for a summary metric (random forest + correlations, as W&B's "
-              "panel), with the run count; PNG of the metric vs the top parameters.")
+              "A group or filtered runs as one sweep: best runs, varied config keys, parameter importance for a "
+              "summary metric (random forest + correlation, as W&B's panel), run count; PNG of metric vs top params.")
 
 
 def _num(v) -> float | None:

@@ -81,5 +81,5 @@ def register(server, app) -> None:
         return out
 
     _base.add(server, system_health,
-              "System health of one run from its system metrics (system/*) and step timing: GPU underused while "
-              "steps run (input-bound), GPU/host memory growing (leak), stretches of slow steps; each with steps.")
+              "One run's system metrics (system/*) and step timing: GPU underused while steps run (input-bound), "
+              "memory growing (leak), slow-step stretches, with steps.")

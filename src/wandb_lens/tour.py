@@ -68,12 +68,13 @@ async def weave_tour(client) -> int:
     _show("Did the Weave evaluations run cleanly?", "eval_health", {}, health)
     if health.is_error:
         return 1
-    rows = json.loads(health.content[0].text)["evals"]["rows"]
+    table = json.loads(health.content[0].text)["evals"]
+    rows, failed_col = table["rows"], table["cols"].index("failed")
     ids = [row[0] for row in rows]
     result = await client.call_tool("compare_evals", {"eval_ids": ids})
     _show("Which model solves more?", "compare_evals", {"eval_ids": ids}, result)
     failed = bool(result.is_error)
-    worst = max(rows, key=lambda r: r[6])  # the "errors" column
+    worst = max(rows, key=lambda r: r[failed_col])
     args = {"eval_id": worst[0], "only_failed": True, "limit": 10}
     result = await client.call_tool("eval_results", args)
     _show(f"Which rows of {worst[1]} fail, and why?", "eval_results", args, result)

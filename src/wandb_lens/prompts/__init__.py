@@ -53,7 +53,7 @@ def project_overview(project: str) -> str:
 def eval_error_analysis(eval_id: str) -> str:
     return (
         f"Analyse the failures of the Weave evaluation {eval_id!r}.\n"
-        f"1. eval_health(name or project): check the status and the success / error counts of {eval_id!r}.\n"
+        f"1. eval_health(name or project): check the status and the failed rows (model / scorer) of {eval_id!r}.\n"
         f"2. eval_results(eval_id={eval_id!r}, only_failed=true, limit=50): the failing rows and the "
         "error histogram.\n"
         "3. Open coding: for each failing row, one short note on what went wrong (from its input, output, "

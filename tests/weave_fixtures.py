@@ -51,7 +51,9 @@ def cloud_server_for(url: str, key: str = API_KEY, project: str | None = "lens-d
     from wandb_lens.server import build_server
     from wandb_lens.sources.weave.http import CloudTraceSource
 
-    app = App(AppConfig())
+    # the cloud tells a running evaluation from an interrupted one by idle time only: the demo's
+    # running one must stay "running" however long the test session takes
+    app = App(AppConfig(eval_idle_minutes=1e9))
     app.use("traces", CloudTraceSource("local", project, url=url, api_key=key, timeout=5))
     return build_server(app=app)
 

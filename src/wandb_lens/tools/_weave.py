@@ -117,14 +117,18 @@ def find_eval(app, eval_id: str, allow_running: bool = False) -> tuple[str, dict
 
 def eval_state(app, pid: str, call: dict) -> tuple[str, str]:
     """(status, why) where a call with no end is 'interrupted' when its recording process is gone
-    (local store) or nothing new was recorded in its trace for `eval_idle_minutes`, else 'running'."""
+    (local store), or, when that is unknown (the cloud, another host), when nothing new was recorded
+    in its trace for `eval_idle_minutes`; else 'running'."""
     status = ev.call_status(call)
     if status != "running":
         return status, ""
     src = app.traces
     gone = getattr(src, "writer_gone", None)
-    if gone is not None and gone(call.get("started_at")):
+    state = gone(call.get("started_at")) if gone is not None else None
+    if state is True:
         return "interrupted", "its recording process is gone"
+    if state is False:  # its recorder still runs (a slow model call is not an interruption)
+        return "running", ""
     idle_min = float(getattr(app.config, "eval_idle_minutes", 10.0))
     last = src.calls(pid, {"trace_ids": [call.get("trace_id") or call["id"]]}, columns=["id", "started_at", "ended_at"],
                      sort_by=[{"field": "started_at", "direction": "desc"}], limit=1)
@@ -168,15 +172,6 @@ def _ref_name(uri: str) -> str:
         return parse_ref(uri).name
     except ValueError:
         return str(uri)[:60]
-
-
-def model_name(call: dict) -> str | None:
-    m = (call.get("inputs") or {}).get("model")
-    if is_ref(m):
-        return _ref_name(m)
-    if isinstance(m, dict):
-        return str(m.get("name") or m.get("_class_name") or "model")
-    return str(m) if m else None
 
 
 def eval_objects(app, calls: list[dict]) -> dict[str, dict]:
@@ -272,11 +267,6 @@ def row_values(app, calls: list[dict]) -> dict:
     if refs:
         vals.update(zip(refs.keys(), app.traces.read_refs(list(refs.values()))))
     return vals
-
-
-def row_labels(app, calls: list[dict]) -> dict[str, str]:
-    """row key -> a short human label: the row's own id field, else its first values."""
-    return {k: row_text(v, k) for k, v in row_values(app, calls).items()}
 
 
 def row_text(val: Any, key: str) -> str:

@@ -9,14 +9,8 @@ import shutil
 from pathlib import Path
 
 from conftest import call
+from test_reader_damage import _server
 from wandb_lens.sources.local.fingerprint import prefix_fingerprint, same_prefix
-
-
-def _server(runs_dir: Path, cache: Path):
-    from wandb_lens.app import AppConfig
-    from wandb_lens.server import build_server
-
-    return build_server(AppConfig(runs_dirs=[str(runs_dir)], cache_dir=str(cache)))
 
 
 def _log(demo_dir: Path, demo_ids: dict, name: str) -> Path:
@@ -84,7 +78,11 @@ def test_a_log_that_only_grew_continues_from_the_cache(tmp_path, demo_dir, demo_
     from wandb_lens.sources.local import run_file
 
     real = run_file.scan
-    run_file.scan = lambda data, previous=None, **kw: calls.append(previous and previous.end_offset) or real(data, previous, **kw)
+    def spy(data, previous=None, **kw):
+        calls.append(previous and previous.end_offset)
+        return real(data, previous, **kw)
+
+    run_file.scan = spy
     try:
         run = LocalRunSource([tmp_path / "wandb"], cache_dir=tmp_path / "cache").list_runs()[0]
     finally:

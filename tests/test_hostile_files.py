@@ -16,21 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import call
+from test_reader_damage import _copy_run, _server
 from wandb_lens.sources.safe_open import UnsafeFile, check_regular, open_regular, read_head
-
-
-def _server(runs_dir: Path, cache: Path):
-    from wandb_lens.app import AppConfig
-    from wandb_lens.server import build_server
-
-    return build_server(AppConfig(runs_dirs=[str(runs_dir)], cache_dir=str(cache)))
-
-
-def _copy_run(demo_dir: Path, demo_ids: dict, name: str, dest: Path) -> Path:
-    src = next((demo_dir / "wandb").glob(f"*-{demo_ids[name]}"))
-    target = dest / src.name
-    shutil.copytree(src, target)
-    return next(target.glob("run-*.wandb"))
 
 
 def _bounded(fn, timeout: float = 20.0):

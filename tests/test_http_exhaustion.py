@@ -98,7 +98,8 @@ def test_half_open_connections_from_one_client_do_not_starve_others(guarded_serv
         assert health_s < 10 and session["call_s"] < 10, (health_s, session)
         print(f"\n{HALF_OPEN} half-open: healthz {health_s * 1000:.0f} ms, initialize "
               f"{session['initialize_s'] * 1000:.0f} ms, tools/call {session['call_s'] * 1000:.0f} ms "
-              f"(without: initialize {quiet['initialize_s'] * 1000:.0f} ms, tools/call {quiet['call_s'] * 1000:.0f} ms)")
+              f"(without: initialize {quiet['initialize_s'] * 1000:.0f} ms, "
+              f"tools/call {quiet['call_s'] * 1000:.0f} ms)")
     finally:
         for s in socks:
             s.close()

@@ -10,19 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 
 from conftest import call
+from test_reader_damage import _server
 from lens_http import clean_env, free_port
-
-
-def _server(runs: Path, cache: Path):
-    from wandb_lens.app import AppConfig
-    from wandb_lens.server import build_server
-
-    return build_server(AppConfig(runs_dirs=[str(runs)], cache_dir=str(cache)))
 
 
 def test_a_run_being_written_is_not_called_killed(tmp_path, demo_dir, demo_ids):
@@ -97,7 +90,8 @@ def test_sigterm_ends_the_http_server_when_a_worker_is_stuck_on_a_read(tmp_path,
         sid = httpx.post(f"{base}/mcp", json=init, headers=h, timeout=10).headers["mcp-session-id"]
         h = {**h, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
         httpx.post(f"{base}/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=h, timeout=10)
-        stuck = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_projects", "arguments": {}}}
+        stuck = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                 "params": {"name": "list_projects", "arguments": {}}}
         threading.Thread(target=lambda: _quietly(httpx.post, f"{base}/mcp", json=stuck, headers=h, timeout=60),
                          daemon=True).start()
         time.sleep(1.0)

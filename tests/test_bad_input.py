@@ -39,6 +39,7 @@ def valid_args(env) -> dict[str, dict]:
         "get_call": {"call_id": e1}, "run_logs": {"run": "baseline-cosine"}, "query_calls": {},
         "call_schema": {"op": "Evaluation.predict_and_score"}, "system_health": {"run": "baseline-cosine"},
         "artifacts": {"project": "lens-demo"}, "sweep_analysis": {"group": "lr-sweep"},
+        "get_history": {"run": "baseline-cosine", "keys": ["train/loss"]},
     }
 
 
@@ -89,8 +90,8 @@ def cases_for(env, name: str, schema: dict) -> list[tuple[str, dict, list[str] |
             for s in strings:
                 expect = ["Error executing tool"] if p in RUN_REF else None
                 out.append((f"{p} hostile {s[:20]!r}", {**base, p: s}, expect))
-        elif kind == "integer":
-            for n in (-1, 0, -10**12, 10**12, 2**63, 10**40):
+        elif kind in ("integer", "number"):
+            for n in (-1, 0, -10**12, 10**12, 2**63, 10**40) + ((0.5, -1e300, 1e300) if kind == "number" else ()):
                 out.append((f"{p}={n}", {**base, p: n}, None))
         elif kind == "array":
             out.append((f"{p} empty", {**base, p: []}, None))
@@ -133,7 +134,7 @@ EXPECTED_TOOLS = sorted(["list_projects", "query_runs", "describe_run", "curve_f
                          "compare_runs", "plot_overview", "plot_comparison", "plot_grad_histograms",
                          "plot_grad_norm_by_layer", "eval_health", "eval_results", "compare_evals",
                          "eval_efficiency", "trace_stats", "get_call", "run_logs", "query_calls",
-                         "call_schema", "system_health", "artifacts", "sweep_analysis"])
+                         "call_schema", "system_health", "artifacts", "sweep_analysis", "get_history"])
 
 
 def test_catalogue_covers_every_listed_tool(env, schemas):

@@ -446,3 +446,14 @@ def test_port_digits_are_not_read_as_an_http_status():
     assert "server error" in text and "rejected the API key" not in text
     err = RuntimeError("Post http://127.0.0.1:40341/graphql: HTTP 401 Unauthorized")
     assert "rejected the API key" in src._explain(err, "reading run x", None)
+
+
+def test_get_history_same_answer_as_local(lens, ask, fake):
+    for args in ({"keys": ["train/loss", "val/loss"], "steps": [0, 100, 799]},
+                 {"keys": ["train/loss", "val/loss"], "range": [100, 600], "max_rows": 20}):
+        loc = lens("get_history", run="lens-demo/baseline-cosine", **args).json
+        rem = ask("get_history", run="baseline-cosine", **args).json
+        loc.pop("run"), rem.pop("run")
+        assert rem == loc
+    r = ask("get_history", run="baseline-cosine", keys=["train/los"])
+    assert r.is_error and "Close matches: train/loss" in r.text

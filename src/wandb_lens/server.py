@@ -18,12 +18,13 @@ INSTRUCTIONS = (
 
 
 def build_server(config: AppConfig | None = None, app: App | None = None) -> MCPServer:
-    from .tools import artifacts, diagnostics, evals, logs, plots, runs, sweeps, system
+    from .tools import artifacts, diagnostics, evals, history, logs, plots, runs, sweeps, system
 
     app = app or App(config)
     server = MCPServer("wandb-lens", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
     server.app = app  # type: ignore[attr-defined]
     runs.register(server, app)
+    history.register(server, app)
     diagnostics.register(server, app)
     evals.register(server, app)
     plots.register(server, app)

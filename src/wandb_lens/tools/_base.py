@@ -25,7 +25,9 @@ from ..errors import LensError, close_matches
 from . import params as param_docs
 
 log = logging.getLogger("wandb_lens.tools")
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+# destructiveHint is left out: the MCP spec reads it only when readOnlyHint is false, and every tool
+# pays its bytes in tools/list on every turn (24 B x 23 tools)
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
 def add(server, fn: Callable, description: str, name: str | None = None) -> None:

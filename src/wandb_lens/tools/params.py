@@ -33,6 +33,13 @@ COMMON: dict[str, str] = {
 }
 
 PER_TOOL: dict[str, dict[str, str]] = {
+    "get_history": {
+        "keys": "1-10 history keys",
+        "steps": "Steps to read at",
+        "range": "[start, end] (default: all)",
+        "max_rows": "Rows for a range",
+        "step_key": "x axis (default _step)",
+    },
     "query_runs": {
         "filters": "MongoDB-style filter on state, tags, config.*, summary.*",
         "order": "Field, '-' for descending (default -created_at)",

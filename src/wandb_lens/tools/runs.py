@@ -226,7 +226,7 @@ def register(server, app) -> None:
     _base.add(
         server, describe_run,
         "One run: metadata, config, summary, and per history key its point count, step range, "
-        "min/max/last; plus step-key candidates..",
+        "min/max/last; plus step-key candidates.",
     )
 
 

@@ -337,7 +337,7 @@ class LocalRunSource:
             file_lock = self._history_locks.setdefault(key, threading.Lock())
         with file_lock:
             try:
-                return system.with_system(self._history_locked(path, key), path, self.roots)
+                return system.with_system(self._history_locked(path, key), path, self.roots, self.cache_dir)
             except UnsafeFile as exc:  # swapped for a FIFO, a directory or an escaping symlink
                 raise LensError(f"Run {run.ref} cannot be read: {path.name}: {exc.reason}.") from None
 
@@ -374,7 +374,7 @@ class LocalRunSource:
     # ----- console, system metrics, artifacts: records.py / console.py, read apart from the scan --
     def system_series(self, run: RunInfo) -> dict:
         """{system/<key>: (unix times, values)}: the raw samples of the run's system metrics."""
-        return system.series(self._path_of(run), self.roots)
+        return system.series(self._path_of(run), self.roots, self.cache_dir)
 
     def artifact_catalog(self, project: str):
         """Logged and used artifacts of a project's runs, versions inferred (sources/local/artifacts.py)."""

@@ -10,6 +10,7 @@ every tool reading history sees them; `series` keeps the raw timed samples for s
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -22,8 +23,38 @@ _merged: dict = {}
 _lock = threading.Lock()
 
 
-def series(path: Path, roots) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{system/<key>: (unix times, values)}, numeric samples only, in time order."""
+def series(path: Path, roots, cache_dir: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{system/<key>: (unix times, values)}, numeric samples only, in time order. With `cache_dir`,
+    kept on disk (.npz named by the log's identity), so a new process does not re-read the log."""
+    from ..safe_open import check_regular, file_identity
+
+    if cache_dir is None:
+        return _series(path, roots)
+    import hashlib
+
+    ident = f"{path}|{file_identity(check_regular(path, roots))}"
+    npz = Path(cache_dir) / "system" / (hashlib.sha1(ident.encode()).hexdigest()[:24] + ".npz")
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            keys = [str(k) for k in z["keys"]]
+            return {k: (z[f"t{i}"], z[f"v{i}"]) for i, k in enumerate(keys)}
+    except (OSError, KeyError, ValueError):
+        pass
+    out = _series(path, roots)
+    try:
+        npz.parent.mkdir(parents=True, exist_ok=True)
+        tmp = npz.with_suffix(f".{threading.get_ident()}.tmp.npz")
+        arrays = {"keys": np.asarray(list(out), dtype=str)}
+        for i, (t, v) in enumerate(out.values()):
+            arrays[f"t{i}"], arrays[f"v{i}"] = t, v
+        np.savez(tmp, **arrays)
+        os.replace(tmp, npz)
+    except OSError:  # a read-only cache must not stop the answer
+        pass
+    return out
+
+
+def _series(path: Path, roots) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     raw: dict[str, tuple[list, list]] = {}
     for rec in records.read(path, ("stats",), roots)["stats"]:
         t = rec.timestamp.seconds + rec.timestamp.nanos / 1e9
@@ -43,7 +74,7 @@ def series(path: Path, roots) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def with_system(hist: History, path: Path, roots) -> History:
+def with_system(hist: History, path: Path, roots, cache_dir: Path | None = None) -> History:
     """`hist` plus its run's system metrics as columns (memoised per History object and log size)."""
     from ..safe_open import check_regular, file_identity
 
@@ -52,7 +83,7 @@ def with_system(hist: History, path: Path, roots) -> History:
         hit = _merged.get(ident)
     if hit is not None and hit[0] is hist:
         return hit[1]
-    merged = with_columns(hist, place_events(hist, series(path, roots)))
+    merged = with_columns(hist, place_events(hist, series(path, roots, cache_dir)))
     with _lock:
         _merged[ident] = (hist, merged)
         while len(_merged) > 16:

@@ -164,7 +164,10 @@ def table(rows: list[dict], skipped: list[str]) -> str:
 
 def bench(ctx) -> list[dict]:
     grid = parse_grid(os.environ.get("SCALE_GRID", DEFAULT_GRID))
-    rows = [measure(Path(ctx["work"]), s, m) for s, m in grid]
+    rows = []
+    for s, m in grid:
+        rows.append(measure(Path(ctx["work"]), s, m))
+        print(table(rows[-1:], []).splitlines()[-1], file=sys.stderr, flush=True)  # each row as it is done
     done = {f"{s}:{m}" for s, m in grid}
     skipped = [c for c in FULL_GRID if f"{_steps(c.split(':')[0])}:{c.split(':')[1]}" not in done]
     text = table(rows, skipped)

@@ -1,5 +1,6 @@
 """diagnose_run / curve_features / compare_runs through an in-memory MCP client, on runs written by
-real tiny numpy trainings through wandb (offline) — see tests/scenarios.py for each run's dynamics.
+real tiny numpy trainings through wandb (offline) — see tests/scenarios.py for each run's dynamics (the
+whole labelled suite, numpy and PyTorch, is judged in tests/test_verdict_suite.py).
 Feature rules are also checked directly on synthetic curves with known answers.
 """
 
@@ -9,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+import labelled_suite
 import scenarios
 from conftest import call
 
@@ -21,17 +23,22 @@ def scen(tmp_path_factory):
     from wandb_lens.app import AppConfig
     from wandb_lens.server import build_server
 
-    out = tmp_path_factory.mktemp("scenarios")
-    made = scenarios.write(out)
-    extra = scenarios.extras(out)
-    held = scenarios.held_out(out)
+    out, labels = labelled_suite.ensure()  # generated once, cached (tests/labelled_suite.py)
+    runs = labels["runs"]
+    made = {k: m for k, m in runs.items() if m["source"] == "numpy" and not m["held_out"]}
+    held = {k: m for k, m in runs.items() if m["source"] == "numpy" and m["held_out"]}
     server = build_server(AppConfig(runs_dirs=[str(out / "wandb")], cache_dir=str(tmp_path_factory.mktemp("dcache"))))
-    return {"server": server, "made": made, "extra": extra, "held": held}
+    return {"server": server, "made": made, "extra": labels["extras"], "held": held}
 
 
 @pytest.fixture
 def dx(scen):
     return lambda tool, **args: call(scen["server"], tool, args)
+
+
+def _nm(label: str) -> str:
+    """The run name of a compare_runs label `name (id)`."""
+    return label.rsplit(" (", 1)[0]
 
 
 def ok(res):
@@ -168,12 +175,12 @@ def test_compare_ranks_and_lists_differing_config(dx):
     runs = ["hlt-slow", "cvg-cosine", "uns-bad-batches", "pla-lr-collapse"]
     out = ok(dx("compare_runs", runs=runs))
     assert out["metric"] == "val/loss" and out["direction"] == "min"
-    order = [r["run"] for r in out["ranking"]]
+    order = [_nm(r["run"]) for r in out["ranking"]]
     assert order[:2] == ["cvg-cosine", "hlt-slow"]
     # a late bad batch leaves uns-bad-batches' final validation ~5.8 +- 0.13: within 2 std of the plateaued
     # run's 5.86, so the two are tied and the smoother (plateaued) one ranks first
     assert order[2:] == ["pla-lr-collapse", "uns-bad-batches"] and out["ranking"][2]["tied_with_next"] is True
-    verdicts = {r["run"]: r["verdict"] for r in out["ranking"]}
+    verdicts = {_nm(r["run"]): r["verdict"] for r in out["ranking"]}
     assert verdicts == {n: LABELLED[n] for n in runs}
     assert set(out["config_differs"]) == {"lr", "schedule", "seed", "steps"}
     assert "batch_size" not in out["config_differs"]
@@ -216,7 +223,7 @@ def test_compare_budget_for_20_runs_and_limits(dx, scen):
 def test_compare_across_projects_says_so(dx):
     out = ok(dx("compare_runs", runs=["ovf-linear", "cvg-cosine"], metric="val_loss"))
     assert "2 projects" in out["note"]
-    assert out["missing_metric"]["runs"] == ["cvg-cosine"]
+    assert [_nm(r) for r in out["missing_metric"]["runs"]] == ["cvg-cosine"]
 
 
 def test_descriptions_are_short(scen):
@@ -333,9 +340,11 @@ def test_compare_diverged_run_never_ranks_first():
 def test_compare_matches_each_runs_own_validation_key(lens):
     """Demo runs name validation loss val/loss or val_loss: by default each run's own key is used."""
     out = lens("compare_runs", runs=["baseline-cosine", "plateau-tiny-lr", "overfit-wide-model"]).json
-    assert out["metric"] == "val" and out["keys"]["baseline-cosine"] == "val/loss"
-    assert out["keys"]["plateau-tiny-lr"] == "val_loss" and "missing_metric" not in out
-    assert [r["run"] for r in out["ranking"]] == ["baseline-cosine", "overfit-wide-model", "plateau-tiny-lr"]
+    keys = {_nm(k): v for k, v in out["keys"].items()}
+    assert out["metric"] == "val" and keys["baseline-cosine"] == "val/loss"
+    assert keys["plateau-tiny-lr"] == "val_loss" and "missing_metric" not in out
+    assert [_nm(r["run"]) for r in out["ranking"]] == ["baseline-cosine", "overfit-wide-model", "plateau-tiny-lr"]
+    assert all(r["run"].endswith(")") for r in out["ranking"])  # always `name (id)`
     one = lens("compare_runs", runs=["baseline-cosine", "still-improving"], metric="train").json
     assert one["metric"] == "train/loss" and "keys" not in one
 
@@ -388,3 +397,16 @@ def test_common_steps_keep_fractional_axes():
     out = at_common_steps({"a": (x, x * 2), "b": (x, x * 3)})
     assert out["steps"][0] == 0.5 and out["steps"][-1] == 3.0 and len(out["steps"]) == 5
     assert out["values"]["a"][0] == 1.0
+
+
+def test_compare_ranks_marked_runs_last_and_few_points_keep_a_noise():
+    """A run that died (diverged verdict) ranks last whatever its last value; two runs with 4 validation
+    points each (final std over 3 points ~0) still get a noise estimate for the tie test."""
+    from wandb_lens.analysis.compare import rank, tied
+
+    feats = {"died-at-6": {"final_mean": 0.01, "final_std": 0.0}, "ok": {"final_mean": 0.5, "final_std": 0.01},
+             "ok2": {"final_mean": 0.6, "final_std": 0.01}}
+    assert rank(feats, "min", {"died-at-6"}) == ["ok", "ok2", "died-at-6"]
+    a = {"final_mean": 1.00, "final_std": 0.0, "noise": 0.05}
+    b = {"final_mean": 1.06, "final_std": 0.0, "noise": 0.04}
+    assert tied(a, b) and not tied(a, {**b, "final_mean": 1.2})

@@ -167,6 +167,7 @@ def test_diagnostics_doc_states_the_rules_the_code_applies():
     assert (f"that set the smoothed trend back ({verdict.DAMAGING_MIN} or more) or are frequent "
             f"({verdict.FREQUENT_MIN} or more at {verdict.FREQUENT_RATE:g} or more per 1k points)") in flat
     assert f"counted after the first {verdict.SKIP_START * 100:g}% of points" in flat
+    assert f"a finite sustained rise that starts within {verdict.CAUSE_WINDOW * 100:g}% of the run of a spike" in flat
     assert (f"by more than {curves.DIV_NOISE:g} x its level noise AND by more than {curves.DIV_FRAC * 100:g}% of "
             "max(the descent before the best, |best|)") in flat
     assert f"the drop must be at least {verdict.RL_DROP * 100:g}% of the gain" in flat

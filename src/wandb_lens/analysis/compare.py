@@ -1,10 +1,12 @@
 """Ranking runs on one metric with the noise in mind, and what differs between their configs.
 
-Tie rule: two runs whose final-10% means differ by less than 2x the larger final-10% std are tied;
-among tied runs the smoother one (lower `smoothness`, then fewer spikes) ranks first. Runs whose
-curve diverged rank after the others (their huge final spread would otherwise tie them with
-everything), and runs without a finite final mean (NaN, no points) rank
-last. A single best point is never used to rank.
+Tie rule: two runs whose final-10% means (at least 3 points) differ by less than 2x the larger
+spread are tied, the spread of a run being the larger of its final-10% std and its local noise (so a
+run with few validation points still has a noise estimate); among tied runs the smoother one (lower
+`smoothness`, then fewer spikes) ranks first. Runs whose curve diverged, or that the caller marks
+(a diverged verdict, a failed run), rank after the others whatever their last value (their huge
+final spread would otherwise tie them with everything), and runs without a finite final value
+(NaN, no points) rank last. A single best point is never used to rank.
 """
 
 from __future__ import annotations
@@ -29,15 +31,17 @@ def tied(a: Mapping, b: Mapping) -> bool:
     fa, fb = _final(a), _final(b)
     if fa is None or fb is None:
         return False
-    noise = 2 * max(float(a.get("final_std") or 0.0), float(b.get("final_std") or 0.0))
+    spread = [max(float(f.get("final_std") or 0.0), float(f.get("noise") or 0.0)) for f in (a, b)]
+    noise = 2 * max(spread)
     return abs(fa - fb) <= noise
 
 
-def rank(features_by_run: dict[str, dict], direction: str) -> list[str]:
-    """Run names best first (direction "min" or "max"), ties going to the smoother run."""
+def rank(features_by_run: dict[str, dict], direction: str, last: set[str] | frozenset = frozenset()) -> list[str]:
+    """Run names best first (direction "min" or "max"), ties going to the smoother run; runs in `last`
+    (diverged / failed by the caller's verdict) after every other run with a finite value."""
     sign = -1.0 if direction == "max" else 1.0
     finite = {k: f for k, f in features_by_run.items() if _final(f) is not None}
-    diverged = [k for k, f in finite.items() if (f.get("divergence") or {}).get("detected")]
+    diverged = [k for k, f in finite.items() if (f.get("divergence") or {}).get("detected") or k in last]
     good = {k: f for k, f in finite.items() if k not in diverged}
     rest = sorted(diverged, key=lambda k: (sign * _final(finite[k]), k))
     rest += sorted(k for k in features_by_run if k not in finite)

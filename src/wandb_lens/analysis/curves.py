@@ -239,7 +239,7 @@ def _analyse(steps: np.ndarray, values: np.ndarray, direction: str) -> Curve:
     out.update(first=float(x[0]), first_step=float(s[0]), last=float(values[-1]), last_step=float(steps[-1]))
     i_min, i_max = int(np.argmin(x)), int(np.argmax(x))
     out.update(min=float(x[i_min]), min_step=float(s[i_min]), max=float(x[i_max]), max_step=float(s[i_max]))
-    tail = x[-max(1, nf // 10):]
+    tail = x[-max(min(3, nf), nf // 10):]  # the final 10%, at least 3 points
     out.update(final_mean=float(tail.mean()), final_std=float(tail.std()))
     if nf < 3:
         out["note"] = f"only {nf} finite point(s): no shape features"

@@ -14,14 +14,17 @@ axis; no rule fires on one point:
    validation steps: aligned by step, never by row).
 3. unstable: spike events of the noise model (noise.py) that are material, counted after the first
    2% of points and away from LR restarts, and that damage the smoothed trend (>= DAMAGING_MIN of them)
-   or are frequent (>= FREQUENT_MIN events at >= FREQUENT_RATE per 1k points); or >= 3 isolated NaN/Inf
+   or are frequent (>= FREQUENT_MIN events at >= FREQUENT_RATE per 1k points); or a finite sustained
+   rise (rule 1) that starts within CAUSE_WINDOW of the run of a damaging spike (a bad batch that set
+   training back for good: checked before rule 1); or >= 3 isolated NaN/Inf
    points that recovered; or >= 3 gradient-norm explosion events together with a material loss spike.
    Heavy-tailed minibatch noise with a clean smoothed curve is never unstable. An RL return is not
    judged on spikes (episodes vary by design).
 4. healthy: train (or validation) still improving: over the last 25% of points the least-squares slope
    goes the good way by > 3 standard errors and moves the metric by > 1% of its current level and by
-   > 2% of the run's total descent or > 5% of its current level. Also healthy: the LR is still warming
-   up over the last 10% of the run (too early to judge a plateau).
+   > 2% of the run's total descent, or by > 5% of its current level and > 0.5% of the descent (a loss
+   that fell orders of magnitude and shrinks further at 1e-12 is not "improving"). Also healthy: the LR is still warming
+   up over the last 10% of the run and the curve has not yet descended (too early to judge a plateau).
 5. plateaued: flat at the end and (b, checked first) the LR fell below 2% of its peak after the peak,
    before 60% of the run, and the curve gained less than 25% of its descent after that step (dated
    from the LR change); or (a) it never really descended (start level - final level < max(5 level
@@ -47,6 +50,7 @@ SKIP_START = 0.02  # share of points at the start where spikes are not counted (
 RL_DROP = 0.25
 LR_COLLAPSE = 0.02
 SETTLE = 0.05
+CAUSE_WINDOW = 0.05  # a sustained rise that starts within 5% of the run of a damaging spike is the spike's doing
 
 
 def _i(x: float) -> int:
@@ -88,16 +92,26 @@ def _lr_action(lr: dict | None, factor: str = "3x") -> str:
 
 
 def _improving(c: Curve, descent: float):
-    """(still improving?, drop over the last 25% of points, its std error, slope, tail steps)."""
+    """(still improving?, drop over the last 25% of points, its std error, slope, tail steps).
+    A positive lower-is-better curve is fitted on its log (multiplicative noise)."""
     nf = c.values.size
     t0 = max(0, nf - max(3, nf // 4))
     ts, tv = c.steps[t0:], c.values[t0:]
-    slope, se = _slope(ts, tv)
     tail_span = float(ts[-1] - ts[0]) if ts.size > 1 else 0.0
-    drop = -c.sign * slope * tail_span
     level = abs(float(np.median(tv))) if tv.size else 0.0
+    if c.sign > 0 and tv.size >= 3 and float(tv.min()) > 0:
+        # multiplicative noise: the trend is fitted on log(values) (heavy right tails tamed), then
+        # stated in the metric's units at the tail's median level
+        ls, lse = _slope(ts, np.log(tv))
+        drop = level * (np.exp(-ls * tail_span / 2) - np.exp(ls * tail_span / 2))
+        slope = -drop / tail_span if tail_span else 0.0
+        se = level * lse
+    else:
+        slope, se = _slope(ts, tv)
+        drop = -c.sign * slope * tail_span
+    d = max(descent, 0.0)
     ok = (drop > 0 and drop > 3 * se * tail_span and drop > 0.01 * level
-          and (drop > 0.02 * max(descent, 0.0) or drop > 0.05 * level))
+          and (drop > 0.02 * d or (drop > 0.05 * level and drop > 0.005 * d)))
     return bool(ok), drop, se * tail_span, slope, ts
 
 
@@ -190,7 +204,10 @@ def judge(train: Curve, val: Curve | None = None, lr: dict | None = None, grad: 
     if _diverged_nan(train, tk, lr, grad, lr_series, ev, act):
         return {"verdict": "diverged", "evidence": ev, "next_actions": act}
     D = T.get("divergence") or {}
-    if D.get("detected") and (not rl or D.get("rise_frac", 0.0) >= RL_DROP):
+    counted = [] if rl else counted_spikes(train, lr)
+    caused = [e for e in counted if e["damage"] and D.get("detected")
+              and abs(e["step"] - D["start_step"]) <= CAUSE_WINDOW * span]
+    if D.get("detected") and not caused and (not rl or D.get("rise_frac", 0.0) >= RL_DROP):
         st = D["start_step"]
         lvl = train.level_at(st)
         end = float(np.median(train.py[-max(3, train.py.size // 20):]))
@@ -244,14 +261,18 @@ def judge(train: Curve, val: Curve | None = None, lr: dict | None = None, grad: 
             return {"verdict": "overfit", "evidence": ev, "next_actions": act}
 
     # 3. unstable ------------------------------------------------------------------------------
-    counted = [] if rl else counted_spikes(train, lr)
     n_pts = train.values.size
     damaging = sum(e["damage"] for e in counted)
     rate = 1000.0 * len(counted) / max(n_pts, 1)
     isolated_nan = int(T.get("nan_inf") or 0) if not T.get("nan_leading_only") else 0
     g_ev = int((grad or {}).get("explosion_events") or 0)
     frequent = len(counted) >= FREQUENT_MIN and rate >= FREQUENT_RATE
-    if damaging >= DAMAGING_MIN or frequent or isolated_nan >= 3 or (g_ev >= 3 and counted):
+    if damaging >= DAMAGING_MIN or frequent or isolated_nan >= 3 or (g_ev >= 3 and counted) or caused:
+        if caused:
+            st = D["start_step"]
+            ev.append(f"step {_i(caused[0]['step'])}: a {tk} spike set the smoothed curve back "
+                      f"{_g(train.level_at(st))} -> {_g(float(np.median(train.py[-max(3, train.py.size // 20):])))}"
+                      " and it never recovered")
         if counted:
             ev.append(_spike_line(counted, n_pts, (s0, s1), tk, damaging))
             ev.append("largest at steps " + ", ".join(str(_i(e["step"])) for e in sorted(
@@ -284,24 +305,18 @@ def judge(train: Curve, val: Curve | None = None, lr: dict | None = None, grad: 
     fell = f"steps {_i(s0)}-{_i(best_step)}: {tk} (smoothed) {_g(lvl0)} -> best {_g(lvl_best)}{_pct(lvl_best, lvl0)}"
     clean = f"steps {_i(s0)}-{_i(s1)}: no NaN, no divergence" + (quiet or f", {len(counted)} material spikes")
     warming = bool(lr and lr.get("warmup_steps") and lr.get("peak_step", s0) >= s1 - 0.1 * span)
-    if improving or (v_impr and v_impr[0]) or warming:
+    if improving or (v_impr and v_impr[0]):
         per_1k = -sign * slope * 1000  # the improvement per 1k steps, whatever the direction
         if improving:
             ev.append(f"steps {_i(ts[0])}-{_i(ts[-1])}: {tk} still moving the good way, {per_1k:+.3g} per 1k steps "
                       f"({drop / max(se, 1e-300):.0f} std errors)")
-        elif v_impr and v_impr[0]:
+        else:
             per_1k = -val.sign * v_impr[3] * 1000
             ev.append(f"steps {_i(v_impr[4][0])}-{_i(v_impr[4][-1])}: {vk} still improving, {per_1k:+.3g} per 1k steps"
                       f" ({v_impr[1] / max(v_impr[2], 1e-300):.0f} std errors)")
-        else:
-            ev.append(f"steps {_i(s0)}-{_i(lr['peak_step'])}: LR still warming up to {_g(lr['peak'])}: too early to "
-                      "call a plateau")
         ev += [fell, clean]
-        if warming and not improving:
-            act.append("let it run past the warm-up before judging the curve")
-        else:
-            act.append(f"train longer: {tk if improving else vk} was still improving ~{abs(per_1k):.3g} per 1k steps "
-                       "at the end")
+        act.append(f"train longer: {tk if improving else vk} was still improving ~{abs(per_1k):.3g} per 1k steps "
+                   "at the end")
         if lr and lr.get("final_over_peak") is not None and lr["final_over_peak"] < 0.05:
             act.append("with more steps, stretch the LR decay too: it already ended near its floor")
         else:
@@ -328,6 +343,12 @@ def judge(train: Curve, val: Curve | None = None, lr: dict | None = None, grad: 
                     f"then train again from the checkpoint at step ~{_i(c)}"]
             return {"verdict": "plateaued", "evidence": ev, "next_actions": act}
     if start_level - final < max(5 * noise, 0.05 * abs(start_level)):
+        if warming:  # warm-up is not a plateau: the LR has not reached its peak yet
+            ev += [f"steps {_i(s0)}-{_i(s1)}: LR still warming up ({_g(lr['final'])}, peak so far {_g(lr['peak'])}):"
+                   f" too early to call a plateau", fell, clean]
+            act += ["let it run past the warm-up before judging the curve",
+                    "if the loss is still flat once the LR peaks, raise the LR"]
+            return {"verdict": "healthy", "evidence": ev, "next_actions": act}
         ev.append(f"steps {_i(s0)}-{_i(s1)}: {tk} barely moved: {_g(lvl0)} -> {_g(sign * final)}{_pct(sign * final, lvl0)}"
                   " (flat from early on)")
         if grad and (grad.get("vanishing") or grad.get("dead")):
@@ -351,8 +372,8 @@ def judge(train: Curve, val: Curve | None = None, lr: dict | None = None, grad: 
         return {"verdict": "plateaued", "evidence": ev, "next_actions": act}
     settle = _settle_step(train, final, descent)
     stop = max(settle, best_step)
-    ev += [fell, f"steps {_i(stop)}-{_i(s1)}: flat, {tk} ~{_g(sign * final)} (tail slope {slope:.3g}/step, within noise)",
-           clean]
+    ev += [fell, f"steps {_i(settle)}-{_i(s1)}: flat within {_g(max(3 * noise, SETTLE * max(descent, 0.0)))} of "
+                 f"{tk} ~{_g(sign * final)} (tail slope {slope:.3g}/step, within noise)", clean]
     flat_share = (s1 - stop) / span
     if flat_share > 0.3:
         act.append(f"stop near step {_i(stop)} next time: the last {flat_share * 100:.0f}% of steps did not improve")

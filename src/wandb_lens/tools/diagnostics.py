@@ -163,10 +163,7 @@ def register(server, app) -> None:
             keyed = {rd.info.ref: metric for rd in rds}
             why = "asked for"
         d = direction_of(next(k for k in keyed.values() if k), direction)
-        label = {}
-        for rd in rds:
-            lab = rd.name
-            label[rd.info.ref] = lab if sum(r.name == lab for r in rds) == 1 else f"{lab} ({rd.info.id})"
+        label = {rd.info.ref: f"{rd.name} ({rd.info.id})" if rd.name != rd.info.id else rd.info.id for rd in rds}
         feats, curves, rows, missing, axes = {}, {}, {}, [], set()
         for rd in rds:
             lab = label[rd.info.ref]
@@ -192,11 +189,14 @@ def register(server, app) -> None:
                          "best_step": F.get("min_step") if (F.get("direction") or d) != "max" else F.get("max_step"),
                          "tail_slope": F.get("tail_slope"), "smoothness": F.get("smoothness"),
                          "spikes": F.get("spike_count"), "nan_inf": F.get("nan_inf") or None, "verdict": verdict}
+            if rd.info.state in ("failed", "crashed"):
+                rows[lab]["state"] = rd.info.state
         if not feats:
             raise LensError(f"None of the runs logs {metric!r}.")
         if d == "auto":
             d = next(iter(feats.values())).get("direction", "min")
-        order = rank(feats, d)
+        last = {lab for lab, row in rows.items() if row["verdict"] == "diverged" or row.get("state") == "failed"}
+        order = rank(feats, d, last)
         table = []
         for i, lab in enumerate(order):
             row = rows[lab]
@@ -214,7 +214,8 @@ def register(server, app) -> None:
         out: dict[str, Any] = {"metric": metric, "metric_why": why, "direction": d,
                                "step_key": axes.pop() if len(axes) == 1 else sorted(axes),
                                "runs": len(rds), "ranking": table,
-                               "tie_rule": "final-10% means within 2x final std are tied; the smoother run ranks first",
+                               "tie_rule": "final-10% means within 2x the larger spread (final std or noise) are "
+                                           "tied; the smoother run ranks first; diverged/failed runs rank last",
                                "config_differs": list(diff)}
         if len(set(used.values())) > 1:
             out["keys"] = used

@@ -340,7 +340,7 @@ def test_compare_diverged_run_never_ranks_first():
 def test_compare_matches_each_runs_own_validation_key(lens):
     """Demo runs name validation loss val/loss or val_loss: by default each run's own key is used."""
     out = lens("compare_runs", runs=["baseline-cosine", "plateau-tiny-lr", "overfit-wide-model"]).json
-    keys = {_nm(k): v for k, v in out["keys"].items()}
+    keys = {_nm(r["run"]): r["key"] for r in out["ranking"]}
     assert out["metric"] == "val" and keys["baseline-cosine"] == "val/loss"
     assert keys["plateau-tiny-lr"] == "val_loss" and "missing_metric" not in out
     assert [_nm(r["run"]) for r in out["ranking"]] == ["baseline-cosine", "overfit-wide-model", "plateau-tiny-lr"]

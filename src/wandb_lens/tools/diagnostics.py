@@ -214,11 +214,12 @@ def register(server, app) -> None:
         out: dict[str, Any] = {"metric": metric, "metric_why": why, "direction": d,
                                "step_key": axes.pop() if len(axes) == 1 else sorted(axes),
                                "runs": len(rds), "ranking": table,
-                               "tie_rule": "final-10% means within 2x the larger spread (final std or noise) are "
-                                           "tied; the smoother run ranks first; diverged/failed runs rank last",
+                               "tie_rule": "final-10% means within 2x the larger std/noise tie, smoother first; "
+                                           "diverged/failed last",
                                "config_differs": list(diff)}
-        if len(set(used.values())) > 1:
-            out["keys"] = used
+        if len(set(used.values())) > 1:  # each run's own key, on its row
+            for row in table:
+                row["key"] = used.get(row["run"])
         if n_diff > len(diff):
             out["config_differs_total"] = n_diff
         short_list = order[:SHORTLIST]

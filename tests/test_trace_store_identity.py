@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -56,21 +57,23 @@ def test_a_replaced_trace_store_is_opened_again(weave_db, tmp_path):
 
 
 def test_a_wal_store_on_a_read_only_mount_is_read(weave_db, tmp_path):
+    """Read through a bind mount made read-only inside a private mount namespace (`unshare -m`): the
+    mount exists only for that child process, so nothing is left mounted even if the test is killed."""
     src, ro = tmp_path / "rw", tmp_path / "ro"
     src.mkdir()
     ro.mkdir()
     _copy(weave_db["path"], src / "traces.db", wal=True)  # WAL, closed cleanly: no -wal / -shm beside it
     assert not (src / "traces.db-shm").exists()
-    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(ro)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot bind-mount read-only here: {mounted.stderr.decode()[:100]}")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], capture_output=True)
-        with pytest.raises(OSError):
-            (ro / "probe").write_text("x")
-        assert _calls(_server(ro / "traces.db")) == 85
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], capture_output=True)  # lazy: the server may still hold the file
+    probe = ("import sys; from wandb_lens.sources.weave.source import LocalTraceSource; "
+             "print(LocalTraceSource(sys.argv[1]).count('local/lens-demo-evals'))")
+    script = (f'mount --bind -o ro "{src}" "{ro}" && mount -o remount,ro,bind "{ro}" && '
+              f'! touch "{ro}/probe" 2>/dev/null && exec "{sys.executable}" -c "{probe}" "{ro}/traces.db"')
+    out = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0 and ("Operation not permitted" in out.stderr or "unshare" in out.stderr
+                                or "mount" in out.stderr):
+        pytest.skip(f"cannot make a read-only mount here: {out.stderr.strip()[:120]}")
+    assert out.returncode == 0 and out.stdout.strip() == "85", (out.returncode, out.stdout, out.stderr[-500:])
 
 
 def test_a_fifo_in_place_of_the_trace_store_is_refused_at_once(tmp_path):

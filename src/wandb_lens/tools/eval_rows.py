@@ -170,7 +170,7 @@ def register(server, app) -> None:
               "scorer), the rows' fields; error histogram. only_failed=true: rows that failed or scored false.")
     _base.add(server, compare_evals,
               "Compare evaluations on the same dataset: solve rate over trials, k/n passes per row, rows all fail, "
-              "rows only one solves, best/worst (ties named), score deltas. eval_ids: 2-10 ids from eval_health.")
+              "rows only one solves, best/worst (ties named), score deltas.")
 
 
 def _key(call: dict) -> str:

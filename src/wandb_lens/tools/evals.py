@@ -202,8 +202,7 @@ def register(server, app) -> None:
 
     _base.add(server, eval_health,
               "Weave evaluations (newest first): status explained, rows x trials, failed rows (model / scorer), "
-              "tokens, model and its attributes, scorer aggregates, project totals. since: ISO date or '7d'; "
-              "name: substring of eval/model name.")
+              "tokens, model and its attributes, scorer aggregates, project totals.")
     _base.add(server, eval_efficiency,
               "Per evaluation: tokens, latency (and cost when known) per successful row; 0 successes is stated.")
     eval_rows.register(server, app)

@@ -25,7 +25,7 @@ COMMON: dict[str, str] = {
     "since": "ISO date or age like 7d, 24h",
     "prefix": "Key prefix of the layers",
     "eval_id": "Evaluation id (from eval_health)",
-    "eval_ids": "Evaluation ids (from eval_health)",
+    "eval_ids": "2-10 evaluation ids (from eval_health)",
     "call_id": "Weave call id",
     "step_min": "First step drawn",
     "step_max": "Last step drawn",

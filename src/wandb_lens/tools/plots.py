@@ -105,8 +105,7 @@ def register(server, app) -> None:
     _base.add(server, plot_overview, "PNG of a run's main curves (train+val loss, lr, grad norm, acc, speed), "
               "spikes/NaN marked.")
     _base.add(server, plot_comparison, "PNG overlay of one metric across runs (>6: 6 best).")
-    _base.add(server, plot_grad_histograms, "PNG heatmap of gradient histograms, layer x step. "
-              "stat: mean_abs|max_abs|std.")
+    _base.add(server, plot_grad_histograms, "PNG heatmap of gradient histograms, layer x step.")
     _base.add(server, plot_grad_norm_by_layer, "PNG of per-layer grad norms (<=16).")
 
     @server.resource("wandb-lens://runs/{project}/{run_id}/overview.png", name="run_overview", mime_type="image/png",

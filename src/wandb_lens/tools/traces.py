@@ -139,11 +139,9 @@ def register(server, app) -> None:
 
     _base.add(server, trace_stats,
               "Counts over Weave calls: total, roots, errors, status breakdown, top ops with latency p50/p95/max, "
-              "token totals (cost when the server has it). "
-              "op: op name (e.g. 'Evaluation.evaluate'); since: ISO date or '24h'.")
+              "token totals (cost when the server has it).")
     _base.add(server, get_call,
-              "One Weave call as plain JSON (long values cut, sizes stated) with a summary of its children. "
-              "depth: 0 none, 1 children, 2 children with their child counts.")
+              "One Weave call as plain JSON (long values cut, sizes stated) with a summary of its children.")
 
 
 def _resolved(app, inputs):

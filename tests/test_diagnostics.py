@@ -407,6 +407,6 @@ def test_compare_ranks_marked_runs_last_and_few_points_keep_a_noise():
     feats = {"died-at-6": {"final_mean": 0.01, "final_std": 0.0}, "ok": {"final_mean": 0.5, "final_std": 0.01},
              "ok2": {"final_mean": 0.6, "final_std": 0.01}}
     assert rank(feats, "min", {"died-at-6"}) == ["ok", "ok2", "died-at-6"]
-    a = {"final_mean": 1.00, "final_std": 0.0, "noise": 0.05}
-    b = {"final_mean": 1.06, "final_std": 0.0, "noise": 0.04}
+    a = {"final_mean": 1.00, "final_std": 0.0, "final_noise": 0.05}
+    b = {"final_mean": 1.06, "final_std": 0.0, "final_noise": 0.04}
     assert tied(a, b) and not tied(a, {**b, "final_mean": 1.2})

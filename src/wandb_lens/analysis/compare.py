@@ -1,7 +1,8 @@
 """Ranking runs on one metric with the noise in mind, and what differs between their configs.
 
 Tie rule: two runs whose final-10% means (at least 3 points) differ by less than 2x the larger
-spread are tied, the spread of a run being the larger of its final-10% std and its local noise (so a
+spread are tied, the spread of a run being the larger of its final-10% std and its point-to-point
+noise over its last quarter (so a
 run with few validation points still has a noise estimate); among tied runs the smoother one (lower
 `smoothness`, then fewer spikes) ranks first. Runs whose curve diverged, or that the caller marks
 (a diverged verdict, a failed run), rank after the others whatever their last value (their huge
@@ -31,7 +32,7 @@ def tied(a: Mapping, b: Mapping) -> bool:
     fa, fb = _final(a), _final(b)
     if fa is None or fb is None:
         return False
-    spread = [max(float(f.get("final_std") or 0.0), float(f.get("noise") or 0.0)) for f in (a, b)]
+    spread = [max(float(f.get("final_std") or 0.0), float(f.get("final_noise") or 0.0)) for f in (a, b)]
     noise = 2 * max(spread)
     return abs(fa - fb) <= noise
 

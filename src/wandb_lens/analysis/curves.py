@@ -7,7 +7,8 @@ Definitions (all documented here, used by the verdict rules in `verdict.py`):
   points (at least 5; windows shrink at the ends); beyond 2,000 points, medians of 400 equal-count
   buckets, then the rolling median over ~4% of the buckets. A single outlier never sets a level.
   Its level noise `noise_p` = 1.2533 x robust std of the residuals / sqrt(points per window).
-- noise: the median robust std (1.4826 x MAD) of consecutive 10-point blocks, in the metric's units.
+- noise: the robust std of the point-to-point noise, in the metric's units: 1.4826 x MAD of successive
+  differences / sqrt(2) (a trend, even a steep one, is not noise).
   smoothness = noise / (max - min of the profile): LOWER is smoother (0 = a clean line).
 - monotonicity: share of profile moves in the good direction.
 - spikes: the noise model of `noise.py` (log scale for non-negative losses, a run-wide robust scale,
@@ -240,7 +241,8 @@ def _analyse(steps: np.ndarray, values: np.ndarray, direction: str) -> Curve:
     i_min, i_max = int(np.argmin(x)), int(np.argmax(x))
     out.update(min=float(x[i_min]), min_step=float(s[i_min]), max=float(x[i_max]), max_step=float(s[i_max]))
     tail = x[-max(min(3, nf), nf // 10):]  # the final 10%, at least 3 points
-    out.update(final_mean=float(tail.mean()), final_std=float(tail.std()))
+    out.update(final_mean=float(tail.mean()), final_std=float(tail.std()),
+               final_noise=_local_noise(x[-max(5, nf // 4):]))  # the noise near the end (the tie test)
     if nf < 3:
         out["note"] = f"only {nf} finite point(s): no shape features"
         out.update(spike_count=0, spikes=[])
@@ -288,13 +290,13 @@ def _analyse(steps: np.ndarray, values: np.ndarray, direction: str) -> Curve:
 
 
 def _local_noise(x: np.ndarray) -> float:
-    """Median robust std (1.4826 x MAD) of consecutive 10-point blocks, in the metric's units."""
-    if x.size < 20:
-        return float(1.4826 * np.median(np.abs(x - np.median(x))))
-    blocks = x[: x.size // 10 * 10].reshape(-1, 10)
-    blocks = blocks[:: max(1, blocks.shape[0] // 10_000)]  # a run-wide median: 10,000 blocks are enough
-    med = np.median(blocks, axis=1)
-    return float(np.median(1.4826 * np.median(np.abs(blocks - med[:, None]), axis=1)))
+    """Robust std of the point-to-point noise, in the metric's units: 1.4826 x MAD of successive
+    differences / sqrt(2) (a trend, even a steep one, is not noise); a strided sample for long curves."""
+    d = np.diff(x)
+    if d.size == 0:
+        return 0.0
+    d = d[:: max(1, d.size // 100_000)]
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
 
 
 def _logged(steps: np.ndarray, x: float) -> float:

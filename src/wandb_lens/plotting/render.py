@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decimate import decimate, finite_sorted
-from .smooth import twema
+from .smooth import trend as smoothed
 from .ylimits import explosion_cap, far_out, line_stats
 
 DPI = 100
@@ -275,8 +275,9 @@ def _draw_panel(fig, ax, panel: Panel, fig_width: int) -> None:
         if trend:
             ax.plot(dx, dy, color=color, lw=0.7, alpha=0.35, zorder=1, solid_joinstyle="miter")
             geometric = log and y.min() > 0  # on a log axis the EMA of log10 values: spikes do not drag it
-            ty = 10 ** twema(x, np.log10(y), panel.smoothing) if geometric else twema(x, y, panel.smoothing)
-            tx, ty = decimate(x, ty, buckets)
+            tx, ty = smoothed(x, y, panel.smoothing, geometric)
+            step = max(1, ty.size // (2 * buckets))  # a smooth line: every step-th point draws it
+            tx, ty = tx[::step], ty[::step]
             ax.plot(tx, ty, color=color, lw=width, label=line.label, zorder=(4 if line.bold else 3))
         else:
             ax.plot(dx, dy, color=color, lw=width, alpha=(1.0 if line.bold or single else 0.8),
@@ -337,8 +338,9 @@ def _noisy(y: np.ndarray, log: bool, lo: float, hi: float) -> bool:
     """Whether a trend helps: the step-to-step noise (robust std of differences / sqrt 2) is more than
     NOISY of the panel's y range. A clean curve is drawn as is: a lagging EMA would only double it."""
     geometric = log and y.min() > 0
-    t = np.log10(y) if geometric else y
-    d = np.diff(t)[:: max(1, t.size // 200_000)]
+    i = np.unique(np.linspace(0, y.size - 2, min(y.size - 1, 20_000)).astype(np.int64))  # sampled neighbours
+    a, b = y[i], y[i + 1]
+    d = np.log10(b) - np.log10(a) if geometric else b - a
     noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2)
     shown = math.log10(hi / lo) if geometric and lo > 0 else hi - lo
     return noise > NOISY * max(shown, 1e-300)

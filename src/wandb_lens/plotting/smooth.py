@@ -11,8 +11,8 @@ So sparse and dense lines (a validation key every 500 steps, a train key every s
 smoothing per step range, and the same `smoothing` value (0 = off, 0.99 = heavy) reads as it does
 in W&B's panel settings. On a log-y panel the renderer smooths log10 values (a geometric mean), so
 a few 1000x bad-batch spikes do not lift the trend above every raw point as a linear EMA would.
-Computed over every finite point, vectorised in blocks (no Python loop per
-point): 1,000,000 points take a few tens of ms.
+Computed over every finite point, vectorised in blocks (no Python loop per point); lines over
+50,000 points are first averaged in groups of consecutive points (`trend`), about 5 ms for 1,000,000.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import numpy as np
 
 DEFAULT = 0.8  # the plot tools' default: a readable trend that lags by under 1% of the step range
 VIEWPORT_SCALE = 1000.0
+GROUP_FROM = 50_000
+GROUP_POINTS = 20_000
 _BLOCK = 50.0  # exponent span per block: e**50 keeps y * e**(a*dx) far from float overflow
 
 
@@ -56,6 +58,23 @@ def twema(x: np.ndarray, y: np.ndarray, smoothing: float) -> np.ndarray:
         shrink = 1.0 / float(grow[-1])
         last, debias, prev_e = float(num[-1]) * shrink, float(den[-1]) * shrink, float(e[t - 1])
     return out
+
+
+def trend(x: np.ndarray, y: np.ndarray, smoothing: float, geometric: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(x, trend) to draw: the TWEMA of y (of log10 y when geometric). Over GROUP_FROM points, the EMA
+    runs over the means of groups of consecutive points (at most GROUP_POINTS groups): every point
+    still counts, and within one group of a 1,000,000-point line the decay differs by under 1%."""
+    t = np.log10(y) if geometric else y
+    if y.size > GROUP_FROM:
+        k = -(-y.size // GROUP_POINTS)
+        m = y.size // k
+        head_x, head_t = x[: m * k].reshape(m, k).mean(axis=1), t[: m * k].reshape(m, k).mean(axis=1)
+        if m * k < y.size:
+            head_x = np.append(head_x, x[m * k:].mean())
+            head_t = np.append(head_t, t[m * k:].mean())
+        x, t = head_x, head_t
+    out = twema(x, t, smoothing)
+    return x, (10 ** out if geometric else out)
 
 
 def describe(smoothing: float) -> str:

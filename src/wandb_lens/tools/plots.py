@@ -187,7 +187,7 @@ def _range_text(win) -> str:
 def stated_range(text: dict, win, smoothing: float | None = None) -> dict:
     """What the answer says about the step range and the smoothing."""
     if win is not None:
-        text["steps"] = {k: v for k, v in zip(("min", "max"), win) if v is not None}
+        text["step_range"] = {k: v for k, v in zip(("min", "max"), win) if v is not None}
     if smoothing is not None:
         from ..plotting.smooth import describe
 

@@ -24,7 +24,7 @@ from ... import progress
 from ...errors import LensError, suggest
 from ..base import RunInfo, no_such_run, parse_ref
 from ..history import History
-from ..safe_open import UnsafeFile, check_regular, open_regular
+from ..safe_open import UnsafeFile, check_regular, open_regular, read_head
 from .fingerprint import prefix_fingerprint, same_prefix
 from . import legacy, resume, system
 from .run_file import RunScan

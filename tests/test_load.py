@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -51,8 +52,13 @@ def _key(tool: str, args: dict) -> str:
     return json.dumps([tool, args], sort_keys=True)
 
 
+_PLOT_URI = re.compile(r"wandb-lens://plots/[0-9a-f]+\.png")
+
+
 def _texts(result) -> list[str]:
-    return [b.text for b in result.content if b.type == "text"]
+    """Text blocks, with plot URIs made comparable: a plot id is keyed by a per-process secret, so the
+    reference server and the server under load name the same plot differently."""
+    return [_PLOT_URI.sub("wandb-lens://plots/<id>.png", b.text) for b in result.content if b.type == "text"]
 
 
 def expected_answers(runs_dir: str, traces_db: str, cache_dir: str, calls) -> dict[str, tuple[bool, list[str]]]:
@@ -67,7 +73,7 @@ def expected_answers(runs_dir: str, traces_db: str, cache_dir: str, calls) -> di
         k = _key(tool, args)
         if k not in out:
             r = call(server, tool, args)
-            out[k] = (r.is_error, r.texts)
+            out[k] = (r.is_error, _texts(r.raw))
     return out
 
 

@@ -54,3 +54,29 @@ def test_listing_does_not_wait_for_a_big_first_index(tmp_path, demo_dir, demo_id
             break
         time.sleep(0.1)
     assert again[big_id].state == "finished" and again[big_id].history_rows == got[0].history_rows
+
+
+def test_head_listing_hides_only_read_and_framing_errors(tmp_path, monkeypatch):
+    """A log that cannot be read or is not a log is left to the background pass (None); a bug in the
+    reader is not swallowed (it once hid a NameError)."""
+    from wandb_lens.sources.local import run_file
+
+    folder = tmp_path / "wandb" / "offline-run-20260101_000000-abc"
+    folder.mkdir(parents=True)
+    log = folder / "run-abc.wandb"
+    log.write_bytes(b"not a wandb log" * 100)
+    src = local_source.LocalRunSource([tmp_path / "wandb"], cache_dir=tmp_path / "cache")
+    assert src._head_info(log) is None
+    assert src._head_info(folder / "run-gone.wandb") is None  # vanished meanwhile: OSError
+
+    def broken(*a, **k):
+        raise NameError("read_head")
+
+    monkeypatch.setattr(run_file, "scan", broken)
+    log.write_bytes(b":W&B\xe1\xbe\x00" + b"\0" * 100)
+    try:
+        src._head_info(log)
+    except NameError:
+        pass
+    else:
+        raise AssertionError("a reader bug was swallowed")

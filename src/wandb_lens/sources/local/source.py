@@ -193,13 +193,14 @@ class LocalRunSource:
     def _head_info(self, path: Path) -> RunInfo | None:
         """What the first records of a log say (run record, config), for a run still being indexed."""
         from . import run_file
+        from .wandb_file import NotAWandbFile
 
         try:
             head = read_head(path, HEAD_BYTES, self.roots)
             scan, _ = run_file.scan(head, want_summary=False)
             size_mb = os.stat(path).st_size / 1e6
-        except Exception:  # unreadable or not a log: the background pass will say what it is
-            return None
+        except (OSError, NotAWandbFile):  # unreadable (UnsafeFile too) or not a log: the background
+            return None  # pass will say what it is; damaged records are the scan's own damage notes
         return RunInfo(
             id=scan.run_id or path.stem[4:], project=scan.project or "uncategorized", entity=scan.entity,
             name=scan.name or scan.run_id, group=scan.group, job_type=scan.job_type, tags=list(scan.tags),

@@ -91,3 +91,11 @@ def test_run_from_another_host_is_never_running_by_file_age(folders, tmp_path):
     server = build_server(AppConfig(runs_dirs=[str(tmp_path / "wandb")], cache_dir=str(tmp_path / "c")))
     states = {r["id"]: r.get("state") for r in call(server, "query_runs", {}).json["runs"]}
     assert states == {"otherhost1": "crashed", "resumeid1": "running"}  # written seconds ago, this host
+
+
+def test_resumed_and_other_host_logs_walk_to_the_scans_index(folders):
+    from test_index_walk import assert_same_index
+
+    logs = sorted(folders[0].glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 3
+    assert [assert_same_index(p.read_bytes(), str(p)) for p in logs] == ["", "", ""]

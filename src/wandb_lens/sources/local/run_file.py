@@ -140,6 +140,7 @@ class RunScan:
     end_offset: int = 0
     damage: list[str] = field(default_factory=list)
     truncated: bool = False
+    index_method: str = "scan"  # "walk" (index_walk: history not read) or "scan" / "scan: <why not walked>"
 
     def to_json(self) -> dict:
         return dict(self.__dict__)

@@ -281,8 +281,9 @@ class LocalRunSource:
         )
 
     def _scan(self, path: Path, st: os.stat_result) -> RunScan | None:
-        """Metadata and summary, from memory, the disk index, or a pass over the new bytes."""
-        from . import run_file
+        """Metadata and summary, from memory, the disk index, or a pass over the log (index_walk: history
+        not read; the full scan where the walk cannot be exact, or over the new bytes of a grown log)."""
+        from . import index_walk, run_file
 
         key = str(path)
         cached = self._scans.get(key)  # (size, mtime_ns, scan, fingerprint of scan.end_offset bytes)
@@ -311,7 +312,11 @@ class LocalRunSource:
                 progress.report(0, new_mb, f"indexing {path.name}: {new_mb:,.0f} MB")
             data = f.map()
             try:
-                scan, _ = run_file.scan(data, previous=previous, label=f"indexing {path.name}")
+                scan, why = (None, "grown log: continued from the last pass") if previous else \
+                    index_walk.walk(data, label=f"indexing {path.name}")
+                if scan is None:  # cut, damaged, summary derived from history, or grown: the full scan
+                    scan, _ = run_file.scan(data, previous=previous, label=f"indexing {path.name}")
+                    scan.index_method = f"scan: {why}"
                 fp = prefix_fingerprint(data, scan.end_offset)
             finally:
                 if isinstance(data, mmap.mmap):

@@ -40,6 +40,12 @@ class SummaryMerge:
         if self._pending_bytes >= BATCH_BYTES:
             self.flush()
 
+    def extend(self, records: list[bytes]) -> None:
+        """Records already gathered into a batch (`index_walk`): merged at once, in order after those added."""
+        self.flush()
+        if records:
+            self._batch(records)
+
     def flush(self) -> None:
         if self._pending:
             self._batch(self._pending)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,43 @@ def test_listing_and_query_through_mcp_equal_with_and_without_the_walk(demo_dir,
     assert methods == {"scan: test: scan only"}
     assert walked[1]["total"] >= 5
     assert json.dumps(walked, sort_keys=True) == json.dumps(scanned, sort_keys=True)
+
+
+def _listing(src) -> str:
+    return json.dumps(sorted((r.__dict__ for r in src.list_runs()), key=lambda d: d["path"]), sort_keys=True, default=repr)
+
+
+def test_a_helper_process_indexes_half_of_a_cold_listing(demo_dir, extras_dir, tmp_path, monkeypatch):
+    """The cold listing's helper (index_pool) takes files from the end; the answer is the one-process
+    listing's; a helper that dies leaves the listing to index the rest itself."""
+    from wandb_lens.sources.local import index_pool
+    from wandb_lens.sources.local.source import LocalRunSource
+
+    roots = [demo_dir / "wandb", extras_dir / "wandb"]
+    monkeypatch.setattr(index_pool, "MIN_FILES", 2)
+    monkeypatch.setenv("WANDB_LENS_DECODE_WORKERS", "2")
+    helpers = []
+    real_start = index_pool.start
+
+    def start(*args):
+        helpers.append(real_start(*args))
+        return helpers[-1]
+
+    monkeypatch.setattr(index_pool, "start", start)
+    alone = LocalRunSource(roots, cache_dir=tmp_path / "alone")
+    monkeypatch.setattr(index_pool, "MIN_FILES", 10**9)
+    expected = _listing(alone)
+    monkeypatch.setattr(index_pool, "MIN_FILES", 2)
+    real_scan = LocalRunSource._scan
+
+    def slow_scan(self, path, st):  # this process only: the helper starts (~1 s) while it is still at it
+        if not (self.cache_dir / "index" / f"{self._cache_name(path)}.json").exists():
+            time.sleep(0.3)
+        return real_scan(self, path, st)
+
+    monkeypatch.setattr(LocalRunSource, "_scan", slow_scan)
+    assert _listing(LocalRunSource(roots, cache_dir=tmp_path / "pair")) == expected
+    assert helpers and helpers[-1].done and not helpers[-1].alive and helpers[-1].proc.returncode is not None
+    monkeypatch.setattr(index_pool, "command", lambda: [sys.executable, "-c", "raise SystemExit(3)"])
+    assert _listing(LocalRunSource(roots, cache_dir=tmp_path / "dead")) == expected
+    assert not helpers[-1].done and helpers[-1].proc.returncode == 3

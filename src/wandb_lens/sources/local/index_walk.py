@@ -26,7 +26,7 @@ from .wandb_file import BLOCK, FIRST, FULL, HEADER, LAST, MIDDLE, check_header
 
 WALK = "walk"  # RunScan.index_method of an index built here
 _CHUNK = struct.Struct("<IHB").unpack_from
-_TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in range(256)}
+_TYPE_CRC = tuple(zlib.crc32(bytes([t])) for t in range(256))
 _EXTRAS = (0x82, 0x9A, 0xC2)  # control / uuid / _info before the payload: the slow tag reader
 _BATCH = 4 << 20
 
@@ -90,11 +90,9 @@ def _walk(data, label: str) -> RunScan:
                 continue
             body = pos + 7
             end = body + length
-            if length > left - 7:
-                raise _NotClean("damaged framing")
-            if end > size:
-                raise _NotClean("cut tail")
-            if crc32(mv[body:end], type_crc.get(ctype, 0)) != crc:
+            if end > size or length > left - 7:
+                raise _NotClean("damaged framing" if length > left - 7 else "cut tail")
+            if crc32(mv[body:end], type_crc[ctype]) != crc:
                 raise _NotClean("damaged framing")
             pos = end
             if ctype == FULL:

@@ -139,14 +139,38 @@ class LocalRunSource:
             files = self._discover()
         runs = []
         started = time.monotonic()
-        for i, path in enumerate(files):
-            if str(path) not in self._scans or time.monotonic() - started > 0.2:  # a cold index: say how far
-                progress.report(i, len(files), f"indexing runs: {i:,} of {len(files):,}")
-            info = self._info_once(path, wait=False)
-            if info is not None:
-                runs.append(info)
+        helper = self._index_helper(files)
+        try:
+            for i, path in enumerate(files):
+                if str(path) not in self._scans or time.monotonic() - started > 0.2:  # a cold index: say how far
+                    progress.report(i, len(files), f"indexing runs: {i:,} of {len(files):,}")
+                if helper is not None:
+                    helper.before(path)
+                info = self._info_once(path, wait=False)
+                if info is not None:
+                    runs.append(info)
+        finally:
+            if helper is not None:
+                helper.close()
         adopt_neighbour_project(runs)
         return runs
+
+    def _index_helper(self, files: list[Path]):
+        """A second process for the cold logs of a big listing (index_pool), or None."""
+        from . import index_pool
+
+        unknown = [p for p in files if p.suffix == ".wandb" and str(p) not in self._scans]
+        if len(unknown) < index_pool.MIN_FILES:
+            return None
+        cold = []
+        for p in unknown:  # never indexed (no disk index), small enough for the request path
+            try:
+                if (0 < os.stat(p).st_size <= BACKGROUND_INDEX_BYTES
+                        and not (self.cache_dir / "index" / f"{self._cache_name(p)}.json").exists()):
+                    cold.append(p)
+            except OSError:
+                continue
+        return index_pool.start(cold, self.roots, self.cache_dir)
 
     def _info_once(self, path: Path, wait: bool = True) -> RunInfo | None:
         """A file's index is built by one thread at a time; other files and calls are not held up.

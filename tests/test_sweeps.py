@@ -28,6 +28,25 @@ def test_unknown_group_and_metric(xlens):
     assert r.is_error and "val/loss" in r.text
 
 
+def test_sweep_by_id(xlens):
+    """The demo sweep's runs record the agent's sweep id (RunRecord.sweep_id), kept in the run index."""
+    from wandb_lens.demo_extras import SWEEP_ID
+
+    r0 = xlens("sweep_analysis", sweep=SWEEP_ID)
+    assert not r0.is_error, r0.text
+    a = json_of(r0)
+    assert a["runs"] == 16 and a["sweep"] == {"id": SWEEP_ID} and a["metric"] == "val/loss"
+    assert a["params"]["rows"][0][0] == "lr"
+    r1 = xlens("query_runs", project="lens-sweep", filters={"sweep": SWEEP_ID}, limit=50)
+    assert not r1.is_error, r1.text
+    q = json_of(r1)
+    assert q["total"] == 16
+    d = json_of(xlens("describe_run", run=f"lens-sweep/{q['runs'][0]['id']}"))
+    assert d["sweep"] == SWEEP_ID
+    r = xlens("sweep_analysis", sweep=SWEEP_ID[:-1] + "z")
+    assert r.is_error and f"Unknown sweep {SWEEP_ID[:-1] + 'z'!r}" in r.text and f"Close matches: {SWEEP_ID}" in r.text
+
+
 def test_importance_ranks_the_two_parameters_that_matter():
     from wandb_lens.analysis.importance import importance_table
 

@@ -25,6 +25,7 @@ PROJECT = "lens-demo"
 SWEEP_PROJECT = "lens-sweep"
 SWEEP_GROUP = "sweep-lr-wd"
 SWEEP_RUNS = 16
+SWEEP_ID = "q7lrwd2x"  # what `wandb agent` passes (WANDB_SWEEP_ID): each run's log records it (RunRecord.sweep_id)
 
 _CHILD = r"""
 import sys
@@ -34,10 +35,12 @@ child({out!r}, {parts!r})
 """
 
 
-def _init(out: Path, name: str, config: dict, project: str = PROJECT, stats: bool = False, **kw):
+def _init(out: Path, name: str, config: dict, project: str = PROJECT, stats: bool = False, sweep_id: str | None = None,
+          **kw):
     import wandb
 
-    settings = wandb.Settings(silent=True, console="wrap", x_disable_stats=not stats, x_stats_sampling_interval=1.0)
+    settings = wandb.Settings(silent=True, console="wrap", x_disable_stats=not stats, x_stats_sampling_interval=1.0,
+                              sweep_id=sweep_id)
     return wandb.init(project=project, name=name, config=config, dir=str(out), mode="offline",
                       reinit="create_new", settings=settings, **kw)
 
@@ -142,7 +145,7 @@ def sweep(out: Path, n: int = SWEEP_RUNS) -> None:
                "warmup_steps": int(rng.choice([0, 50, 100])), "seed": i}
         final = 0.2 + 0.25 * (-1 - np.log10(cfg["lr"])) + 8 * cfg["weight_decay"] + rng.normal(0, 0.01)
         run = _init(out, f"sweep-{i:02d}", cfg, project=SWEEP_PROJECT, group=SWEEP_GROUP, job_type="sweep-trial",
-                    tags=["sweep"])
+                    tags=["sweep"], sweep_id=SWEEP_ID)
         for step in range(0, 100, 5):
             t = step / 99
             run.log({"train/loss": final + (2.0 - final) * (1 - t) ** 3, "val/loss": final + (2.1 - final) * (1 - t) ** 3},

@@ -1,6 +1,6 @@
 """MongoDB-style run filters and ordering, as W&B users write them for `api.runs(filters=...)`.
 
-A run is matched as a document: {"id", "name", "state", "group", "job_type", "tags",
+A run is matched as a document: {"id", "name", "state", "group", "sweep", "job_type", "tags",
 "created_at", "config": {...}, "summary_metrics": {...}}. Field paths: `state`, `tags`,
 `group`, `config.<key>` (`config.<key>.value` accepted too), `summary_metrics.<key>` or
 `summary.<key>`; nested keys by dots, and keys that themselves hold a `/` or `.` as logged.

@@ -19,6 +19,7 @@ class RunInfo:
     entity: str = ""
     name: str = ""
     group: str = ""
+    sweep_id: str = ""  # the W&B sweep that started the run ("" when none or not recorded: wandb < 0.10 folders)
     job_type: str = ""
     tags: list[str] = field(default_factory=list)
     notes: str = ""

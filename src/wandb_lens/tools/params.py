@@ -91,6 +91,7 @@ PER_TOOL: dict[str, dict[str, str]] = {
         "name": "Collection: its versions",
     },
     "sweep_analysis": {
+        "sweep": "W&B sweep id; metric and goal default to the sweep's",
         "group": "Run group (e.g. the sweep's)",
         "filters": "MongoDB-style filter, as query_runs",
         "metric": "Summary key (default: the val key)",

@@ -23,7 +23,7 @@ _MAIN_METRIC = re.compile(r"(loss|acc|accuracy|f1|auc|bleu|rouge|perplexity|ppl|
 def run_doc(run) -> dict:
     """A run as the document filters and ordering see."""
     return {
-        "id": run.id, "name": run.name, "state": run.state, "group": run.group, "job_type": run.job_type,
+        "id": run.id, "name": run.name, "state": run.state, "group": run.group, "sweep": run.sweep_id, "job_type": run.job_type,
         "tags": run.tags, "created_at": run.created_iso, "project": run.project, "entity": run.entity,
         "config": run.config, "summary": run.summary, "runtime": run.runtime_s, "host": run.host,
     }
@@ -332,7 +332,7 @@ def _describe_out(info, n_rows: int, keys: dict, step_keys: list, note: str | No
     out: dict[str, Any] = {
         "run": info.ref, "id": info.id, "name": info.name, "project": info.project,
         "entity": info.entity or None, "state": info.state, "created_at": info.created_iso,
-        "runtime_s": info.runtime_s, "group": info.group or None, "job_type": info.job_type or None,
+        "runtime_s": info.runtime_s, "group": info.group or None, "sweep": info.sweep_id or None, "job_type": info.job_type or None,
         "tags": info.tags or None, "notes": short(info.notes) or None, "host": info.host or None,
         "config": _cut(flat_cfg), "summary": _cut(flat_sum),
         "history": {"rows": n_rows, "keys_total": len(keys), "keys": shown},

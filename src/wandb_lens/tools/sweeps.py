@@ -22,10 +22,11 @@ MAX_PARAMS = 30
 SHOWN_PARAMS = 8
 
 
-def _runs(app, project, group, filters) -> tuple[list, str]:
+def _runs(app, project, group, filters, sweep=None) -> tuple[list, str]:
     filt = dict(filters or {})
-    if group is not None:
-        filt = {"$and": [filt, {"group": group}]} if filt else {"group": group}
+    for field, value in (("group", group), ("sweep", sweep)):
+        if value is not None:
+            filt = {"$and": [filt, {field: value}]} if filt else {field: value}
     try:
         rf.check(filt)
     except rf.FilterError as exc:
@@ -49,10 +50,20 @@ def _runs(app, project, group, filters) -> tuple[list, str]:
             raise LensError(str(exc)) from None
         if group is not None and not runs:
             raise LensError(suggest("group", group, {r.group for r in pool if r.group}))
+        if sweep is not None and not runs:
+            raise LensError(_no_sweep(sweep, pool))
         note = ""
     if not runs:
         raise LensError("No runs match" + (f" in project {project!r}" if project else "") + ".")
     return runs, note
+
+
+def _no_sweep(sweep: str, pool) -> str:
+    ids = {r.sweep_id for r in pool if r.sweep_id}
+    if not ids:
+        return (f"No sweep {sweep!r}: no run here records a sweep id (runs started by `wandb agent` do; "
+                "folders of wandb < 0.10 do not). Use group or filters.")
+    return suggest("sweep", sweep, ids)
 
 
 def _metric(runs, metric: str | None) -> str:
@@ -87,12 +98,24 @@ def register(server, app) -> None:
 
     from ..plotting.cache import Plot, plot_id
 
-    def sweep_analysis(project: str | None = None, group: str | None = None, filters: dict | None = None,
-                       metric: str | None = None, goal: str = "auto") -> list:
+    def sweep_analysis(project: str | None = None, sweep: str | None = None, group: str | None = None,
+                       filters: dict | None = None, metric: str | None = None, goal: str = "auto") -> list:
         if goal not in ("auto", "min", "max"):
             raise LensError(f"goal must be auto, min or max (got {goal!r}).")
-        runs, note = _runs(app, project, group, filters)
-        key = _metric(runs, metric)
+        info = None
+        if sweep is not None:
+            if not isinstance(sweep, str) or not sweep.strip() or len(sweep) > 200 or "\x00" in sweep:
+                raise LensError("sweep must be a sweep id such as 'q7lrwd2x' (or 'project/id').")
+            if "/" in sweep:
+                project, sweep = sweep.rsplit("/", 1)
+                project = project.split("/")[-1]
+            if hasattr(app.runs, "sweep"):  # W&B cloud: the sweep's own record (config, metric, state)
+                info = app.runs.sweep(project, sweep)
+        runs, note = _runs(app, project, group, filters, sweep)
+        sweep_metric = (info or {}).get("metric") or {}
+        key = _metric(runs, metric or sweep_metric.get("name"))
+        if goal == "auto" and key == sweep_metric.get("name") and sweep_metric.get("goal") in ("minimize", "maximize"):
+            goal = sweep_metric["goal"][:3]
         vals = np.asarray([_num(flatten(r.summary).get(key)) for r in runs], dtype=np.float64)
         have = np.isfinite(vals)
         if have.sum() < 2:
@@ -118,6 +141,8 @@ def register(server, app) -> None:
                       "rank_corr: Spearman"}
         if group:
             out["group"] = group
+        if sweep is not None:
+            out["sweep"] = info or {"id": sweep}
         if not table:
             out["params"] = "none: no config key takes two or more values across these runs"
         if have.sum() < FEW_RUNS:
@@ -141,7 +166,7 @@ def register(server, app) -> None:
                              size=len(plot.png))]
 
     _base.add(server, sweep_analysis,
-              "A group or filtered runs as one sweep: best runs, varied config keys, parameter importance for a "
+              "A sweep (id), group or filtered runs as one experiment: best runs, varied config keys, parameter importance for a "
               "summary metric (random forest + correlation, as W&B's panel), run count; PNG of metric vs top params.")
 
 

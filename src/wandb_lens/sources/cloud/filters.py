@@ -1,7 +1,7 @@
 """query_runs filters and order, translated to the server-side filters W&B's `runs` query takes.
 
 The tools speak one filter language for both sources (see analysis/run_filters.py): `id`, `name`
-(the display name), `state`, `tags`, `group`, `job_type`, `created_at`, `config.<key>`,
+(the display name), `state`, `tags`, `group`, `sweep` (the sweep id), `job_type`, `created_at`, `config.<key>`,
 `summary.<key>`. W&B's server names them differently: the run id is `name`, the display name
 `display_name`, config values live under `config.<key>.value`, the summary under
 `summary_metrics.<key>`. Operators ($eq ... $regex, $and/$or/$nor) pass through unchanged.
@@ -15,7 +15,7 @@ from ...errors import LensError
 
 _TOP = {
     "id": "name", "name": "display_name", "display_name": "display_name", "displayName": "display_name",
-    "state": "state", "tags": "tags", "group": "group", "job_type": "jobType", "jobType": "jobType",
+    "state": "state", "tags": "tags", "group": "group", "sweep": "sweep", "job_type": "jobType", "jobType": "jobType",
     "created_at": "created_at", "createdAt": "created_at", "heartbeat_at": "heartbeat_at",
     "runtime": "summary_metrics._runtime",
 }
@@ -33,9 +33,9 @@ def to_wandb_field(field: str, for_order: bool = False) -> str:
         return _TOP[field]
     if field in _LOCAL_ONLY:
         raise LensError(f"Filtering or ordering on {field!r} is not supported for W&B cloud runs "
-                        "(the server does not index it); use state, tags, group, job_type, name, id, created_at, "
+                        "(the server does not index it); use state, tags, group, sweep, job_type, name, id, created_at, "
                         "config.<key> or summary.<key>.")
-    raise LensError(f"Unknown run field {field!r}. Use state, tags, group, job_type, name, id, created_at, "
+    raise LensError(f"Unknown run field {field!r}. Use state, tags, group, sweep, job_type, name, id, created_at, "
                     "config.<key> or summary.<key>.")
 
 

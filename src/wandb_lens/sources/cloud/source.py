@@ -282,7 +282,7 @@ class CloudRunSource:
         raw = getattr(wrun, "rawconfig", None) or {}
         info = RunInfo(
             id=a.get("name") or wrun.id, project=wrun.project, entity=wrun.entity, name=a.get("displayName") or "",
-            group=a.get("group") or "", job_type=a.get("jobType") or "", tags=list(a.get("tags") or []),
+            group=a.get("group") or "", sweep_id=a.get("sweepName") or "", job_type=a.get("jobType") or "", tags=list(a.get("tags") or []),
             notes=a.get("notes") or a.get("description") or "", created_at=created,
             runtime_s=float(runtime) if runtime is not None else None, state=a.get("state") or "unknown",
             config=dict(a.get("config") or {}), summary={k: v for k, v in summary.items() if not k.startswith("_")},

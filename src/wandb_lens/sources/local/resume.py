@@ -54,7 +54,7 @@ def merge(segments: list[RunInfo]) -> RunInfo:
             last_step = s.last_step if last_step is None or s.last_step > last_step else last_step + 1 + s.last_step
     return RunInfo(
         id=last.id, project=last.project, entity=last.entity, name=last.name or segs[0].name,
-        group=last.group, job_type=last.job_type, tags=last.tags, notes=last.notes, host=last.host,
+        group=last.group, sweep_id=last.sweep_id or segs[0].sweep_id, job_type=last.job_type, tags=last.tags, notes=last.notes, host=last.host,
         created_at=segs[0].created_at, runtime_s=runtime or None, state=last.state, config=config,
         summary=summary, summary_derived=last.summary_derived, metrics=_metrics(segs),
         history_rows=sum(s.history_rows for s in segs), last_step=last_step, damage=damage,

@@ -123,6 +123,7 @@ class RunScan:
     notes: str = ""
     tags: list[str] = field(default_factory=list)
     host: str = ""
+    sweep_id: str = ""  # RunRecord.sweep_id: the W&B sweep that started the run (agent runs)
     start_time: float | None = None
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
@@ -273,6 +274,7 @@ def _apply_run(state: RunScan, run) -> None:
     state.notes = run.notes or state.notes
     state.tags = list(run.tags) or state.tags
     state.host = run.host or state.host
+    state.sweep_id = run.sweep_id or state.sweep_id
     if run.start_time.seconds:
         state.start_time = run.start_time.seconds + run.start_time.nanos / 1e9
     _apply_config(state.config, run.config)

@@ -37,7 +37,7 @@ MAX_DEPTH = 3
 DECODER_VERSION = 2  # 2: JSON-object values (wandb < 0.18) split into keys; older parquet caches are re-decoded
 BACKGROUND_INDEX_BYTES = 64 << 20  # a listing never waits for the first index of a bigger log
 HEAD_BYTES = 256 << 10  # the records at the head of a log: header, run (with config), environment
-INDEX_VERSION = 4  # 3: with the prefix fingerprint (fingerprint.py); 4: summary_records, cli_version
+INDEX_VERSION = 5  # 3: with the prefix fingerprint (fingerprint.py); 4: summary_records, cli_version; 5: sweep_id
 
 
 def default_cache_dir() -> Path:
@@ -227,7 +227,7 @@ class LocalRunSource:
             return None  # pass will say what it is; damaged records are the scan's own damage notes
         return RunInfo(
             id=scan.run_id or path.stem[4:], project=scan.project or "uncategorized", entity=scan.entity,
-            name=scan.name or scan.run_id, group=scan.group, job_type=scan.job_type, tags=list(scan.tags),
+            name=scan.name or scan.run_id, group=scan.group, sweep_id=scan.sweep_id, job_type=scan.job_type, tags=list(scan.tags),
             notes=scan.notes, host=scan.host, created_at=scan.start_time, state="indexing", config=scan.config,
             damage=[f"still being indexed ({size_mb:,.0f} MB log): summary, history and state not read yet"],
             wandb_version=scan.wandb_version, environment=scan.environment, location=path.parent.name,
@@ -295,7 +295,7 @@ class LocalRunSource:
         summary = {k: v for k, v in scan.summary.items() if not k.startswith("_")}
         return RunInfo(
             id=scan.run_id or path.stem[4:], project=scan.project or "uncategorized", entity=scan.entity,
-            name=scan.name or scan.run_id, group=scan.group, job_type=scan.job_type, tags=list(scan.tags),
+            name=scan.name or scan.run_id, group=scan.group, sweep_id=scan.sweep_id, job_type=scan.job_type, tags=list(scan.tags),
             notes=scan.notes, host=scan.host, created_at=scan.start_time, runtime_s=runtime,
             state=legacy_state or run_state(scan, st.st_mtime, path.parent, self.roots),
             finish_called=finish_called(scan), summary_derived=scan.summary_derived, config=scan.config, summary=summary, metrics=scan.metrics,

@@ -80,3 +80,32 @@ def test_head_listing_hides_only_read_and_framing_errors(tmp_path, monkeypatch):
         pass
     else:
         raise AssertionError("a reader bug was swallowed")
+
+
+def test_listing_never_waits_for_a_history_decode(tmp_path, demo_dir, demo_ids, monkeypatch):
+    """A run's history being decoded (held here until the listing is done) holds up neither the
+    listing nor that run's own index: the listing answers with the run whole."""
+    src = local_source.LocalRunSource([demo_dir / "wandb"], cache_dir=tmp_path / "cache")
+    run = src.get_run(demo_ids["baseline-cosine"])
+    started, release = threading.Event(), threading.Event()
+    real = local_source.LocalRunSource._load_history
+
+    def held(self, path, st, mem):
+        started.set()
+        release.wait(30)
+        return real(self, path, st, mem)
+
+    monkeypatch.setattr(local_source.LocalRunSource, "_load_history", held)
+    decoding = threading.Thread(target=lambda: src.history(run))
+    decoding.start()
+    try:
+        assert started.wait(10)
+        fresh = local_source.LocalRunSource([demo_dir / "wandb"], cache_dir=tmp_path / "cache")  # a second server
+        for lister in (src, fresh):
+            t = time.perf_counter()
+            listed = {r.id: r for r in lister.list_runs()}
+            assert time.perf_counter() - t < 5 and decoding.is_alive()
+            assert listed[run.id].state == "finished" and listed[run.id].summary == run.summary
+    finally:
+        release.set()
+        decoding.join(30)

@@ -115,3 +115,19 @@ def test_killed_run_is_data(version_runs):
     assert ("summary_derived" in d) == (version in ("0.12.21", "0.15.12", "0.17.9")), version
     for k, v in _flat({k: v for k, v in exp["config"].items() if k != "late"}).items():
         assert d["config"][k] == v, (version, k)
+
+
+def test_old_layout_system_metrics(version_runs):
+    """wandb 0.9's wandb-events.jsonl samples are the run's `system/...` columns, values as written."""
+    version, folder, server, expected = version_runs
+    if not version.startswith("0.9."):
+        pytest.skip("system metrics of the .wandb log are tested in test_system.py")
+    run_id = expected["finished"]["id"]
+    samples = [json.loads(line) for line in next(folder.glob(f"*-{run_id}")).joinpath("wandb-events.jsonl")
+               .read_text().splitlines() if line.strip()]
+    assert samples and "system.cpu" in samples[0]
+    got = call(server, "get_history", {"run": run_id, "keys": ["system/cpu", "system/memory"]}).json
+    assert [row[1] for row in got["rows"]] == [s["system.cpu"] for s in samples], got
+    assert [row[2] for row in got["rows"]] == [s["system.memory"] for s in samples], got
+    health = call(server, "system_health", {"run": run_id}).json
+    assert health["while_steps_ran"]["system/cpu"][2] == len(samples), health

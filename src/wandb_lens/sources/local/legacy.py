@@ -4,7 +4,9 @@
     wandb-summary.json    the final summary
     config.yaml           {key: {desc, value}} (plus `wandb_version`, `_wandb`)
     wandb-metadata.json   project, name, host, startedAt, state and exitcode (written at exit)
-    wandb-events.jsonl    system metrics (not read here)
+    wandb-events.jsonl    system metrics: one JSON object per sample (`system.cpu`, `system.gpu.0.gpu`,
+                          `_timestamp`), read by `events` as the `system/...` names the log's
+                          stats records get (system.py)
 
 The rows are turned into the same HistoryRecords a `.wandb` log holds (nested dicts become
 nested keys, as wandb-core writes them), so one decoder serves both layouts.
@@ -153,3 +155,22 @@ def _history_records(data: bytes, scan: RunScan) -> list[bytes]:
             scan.last_timestamp = float(row["_timestamp"])
     scan.history_rows = len(records)
     return records
+
+
+def events(folder: Path, roots=None) -> dict[str, tuple[list, list]]:
+    """{system/<key>: ([unix times], [values])} from wandb-events.jsonl, numeric samples only."""
+    out: dict[str, tuple[list, list]] = {}
+    for line in (_read(folder / "wandb-events.jsonl", roots) or b"").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line cut by a killed writer
+            continue
+        t = row.get("_timestamp") if isinstance(row, dict) else None
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            continue
+        for key, value in row.items():
+            if key.startswith("system.") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                slot = out.setdefault("system/" + key[len("system."):], ([], []))
+                slot[0].append(float(t))
+                slot[1].append(float(value))
+    return out

@@ -28,7 +28,7 @@ def series(path: Path, roots, cache_dir: Path | None = None) -> dict[str, tuple[
     kept on disk (.npz named by the log's identity), so a new process does not re-read the log."""
     from ..safe_open import check_regular, file_identity
 
-    if cache_dir is None:
+    if cache_dir is None or path.suffix != ".wandb":  # old layout: wandb-events.jsonl, cheap to read
         return _series(path, roots)
     import hashlib
 
@@ -55,6 +55,10 @@ def series(path: Path, roots, cache_dir: Path | None = None) -> dict[str, tuple[
 
 
 def _series(path: Path, roots) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    if path.suffix != ".wandb":
+        from .legacy import events
+
+        return _sorted(events(path.parent, roots))
     raw: dict[str, tuple[list, list]] = {}
     for rec in records.read(path, ("stats",), roots)["stats"]:
         t = rec.timestamp.seconds + rec.timestamp.nanos / 1e9
@@ -66,6 +70,10 @@ def _series(path: Path, roots) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             slot = raw.setdefault(SYSTEM_PREFIX + item.key, ([], []))
             slot[0].append(t)
             slot[1].append(v)
+    return _sorted(raw)
+
+
+def _sorted(raw: dict[str, tuple[list, list]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for k, (t, v) in raw.items():
         ta, va = np.asarray(t, dtype=np.float64), np.asarray(v, dtype=np.float64)

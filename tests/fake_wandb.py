@@ -8,7 +8,7 @@ HTTP 500s, slowness, deleted runs, rejected filters.
 Operations served: Viewer / GetViewer / GetDefaultEntity (auth), GetProjects, Runs (filters,
 order, cursor paging, runCount), Run, RunHistoryKeys, RunSampledHistory, RunFullHistory
 (history / events = system metrics), RunParquetHistory (+ GET of the parquet export),
-HistoryPage (wandb-core's scan without the export), RunFiles.
+HistoryPage (wandb-core's scan without the export), RunFiles, GetSweep / GetSweeps.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class FakeRun:
     system: list = field(default_factory=list)  # system-metric events: {"system.cpu": 3.0, "_timestamp": ..}
     heartbeat_at: float | None = None
     owner_key: str = GOOD_KEY
+    sweep: str = ""  # the sweep id (W&B's sweepName)
 
     @property
     def created_iso(self) -> str:
@@ -97,7 +98,7 @@ def runs_from_local(runs_dir: str, entity: str = "lens-team", cache_dir: str | N
             id=info.id, project=info.project, entity=entity, display_name=info.name, state=info.state,
             created_at=info.created_at or 0.0, config=dict(info.config), summary=summary, tags=list(info.tags),
             group=info.group, job_type=info.job_type, notes=info.notes, metrics=list(info.metrics), rows=rows,
-            heartbeat_at=(info.created_at or 0) + (info.runtime_s or 0),
+            heartbeat_at=(info.created_at or 0) + (info.runtime_s or 0), sweep=info.sweep_id,
         ))
     return out
 
@@ -142,6 +143,7 @@ class FakeWandb:
         self.deleted: set[str] = set()
         self.reject_filters = False
         self.parquet = True  # serve the parquet export (else wandb-core pages through history)
+        self.sweeps: dict[tuple, dict] = {}  # (entity, project, sweep id) -> the sweep's fields (add_sweep)
         self.server: ThreadingHTTPServer | None = None
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -192,6 +194,20 @@ class FakeWandb:
 
     def project_exists(self, entity: str, project: str) -> bool:
         return any(r.entity == entity and r.project == project for r in self.runs)
+
+    def add_sweep(self, entity: str, project: str, sweep_id: str, config: dict, state: str = "FINISHED",
+                  created_at: float = 1.7e9) -> None:
+        """A sweep as W&B stores it: its config as YAML text; method and run counts beside it."""
+        import yaml
+
+        with self.lock:
+            runs = sum(1 for r in self.runs if (r.entity, r.project, r.sweep) == (entity, project, sweep_id))
+            self.sweeps[(entity, project, sweep_id)] = {
+                "__typename": "Sweep", "id": base64.b64encode(f"Sweep:{sweep_id}".encode()).decode(),
+                "name": sweep_id, "displayName": config.get("name"), "method": config.get("method"), "state": state,
+                "description": None, "bestLoss": None, "config": yaml.safe_dump(config),
+                "createdAt": datetime.fromtimestamp(created_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+                "updatedAt": None, "runCount": runs, "runCountExpected": config.get("run_cap")}
 
     def add_run(self, run: FakeRun) -> None:
         with self.lock:
@@ -353,6 +369,8 @@ def _resolve(fake: FakeWandb, op: str, query: str, v: dict, user: str, key: str)
         return {"project": None}
     if op == "Runs":
         return {"project": _runs_page(fake, entity, project, v, key)}
+    if op in ("GetSweep", "GetSweeps"):
+        return {"project": _sweeps(fake, op, entity, project, v)}
     run_id = v.get("name") or v.get("run") or v.get("runName")
     run = fake.find(entity, project, run_id)
     if run is None or not _visible(run, key):
@@ -406,7 +424,7 @@ def _run_node(run: FakeRun) -> dict:
     config["_wandb"] = {"value": wandb_meta, "desc": None}
     return {
         "id": base64.b64encode(f"Run:{run.project}:{run.id}".encode()).decode(), "tags": run.tags, "name": run.id,
-        "displayName": run.display_name, "sweepName": None, "state": run.state, "config": json.dumps(config),
+        "displayName": run.display_name, "sweepName": run.sweep or None, "state": run.state, "config": json.dumps(config),
         "group": run.group or None, "jobType": run.job_type or None, "commit": None, "readOnly": False,
         "createdAt": run.created_iso,
         "heartbeatAt": datetime.fromtimestamp(run.heartbeat_at or run.created_at, tz=timezone.utc).strftime(
@@ -536,7 +554,7 @@ _LOCAL_ORDER = {"created_at": "created_at", "createdAt": "created_at", "heartbea
 
 def _local_doc(run: FakeRun) -> dict:
     return {"__id": run.id, "name": run.display_name, "state": run.state, "group": run.group, "job_type": run.job_type,
-            "tags": run.tags, "created_at": datetime.fromtimestamp(run.created_at, tz=timezone.utc).strftime(
+            "sweep": run.sweep, "tags": run.tags, "created_at": datetime.fromtimestamp(run.created_at, tz=timezone.utc).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"), "project": run.project, "entity": run.entity, "config": run.config,
             "summary": {k: val for k, val in run.summary.items() if not k.startswith("_")}}
 
@@ -555,7 +573,7 @@ def _to_local_field(f: str) -> str:
         return f[: -len(".value")]
     if f.startswith("summary_metrics."):
         return "summary." + f[len("summary_metrics."):]
-    if f in ("state", "tags", "group", "job_type"):
+    if f in ("state", "tags", "group", "job_type", "sweep"):
         return f
     raise _GraphQLError(f"invalid filters: unknown field {f!r}", status=400)
 
@@ -572,6 +590,22 @@ def _to_local_filters(node: Any) -> Any:
                 out[_to_local_field(k)] = val
         return out
     return node
+
+
+def _sweeps(fake: FakeWandb, op: str, entity: str, project: str, v: dict) -> dict:
+    """GetSweep (one sweep by name, None when unknown) and GetSweeps (a page of the project's sweeps)."""
+    with fake.lock:
+        mine = {sid: node for (e, p, sid), node in fake.sweeps.items() if (e, p) == (entity, project)}
+    if op == "GetSweep":
+        return {"sweep": mine.get(v.get("name"))}
+    names = sorted(mine)
+    start = int(v.get("cursor") or 0)
+    n = int(v.get("perPage") or 50)
+    page = names[start:start + n]
+    return {"totalSweeps": len(names), "sweeps": {
+        "pageInfo": {"__typename": "PageInfo", "endCursor": str(start + len(page)) if page else None,
+                     "hasNextPage": start + len(page) < len(names)},
+        "edges": [{"node": mine[sid]} for sid in page]}}
 
 
 _PARQUET_CACHE: dict[tuple, bytes] = {}

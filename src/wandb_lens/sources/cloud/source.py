@@ -202,6 +202,12 @@ class CloudRunSource:
         infos = [self._info(s, w) for w in page]
         return total, infos, infos
 
+    def sweep(self, project: str | None, sweep_id: str) -> dict:
+        """The sweep's own record (method, state, metric and goal, run counts): sources/cloud/sweeps.py."""
+        from .sweeps import sweep_info
+
+        return sweep_info(self, project, sweep_id)
+
     def _project(self, project: str | None, s: _Session) -> str:
         project = project or self.project
         if project:

@@ -204,3 +204,155 @@ def test_split_decode_on_two_processes_equals_one_pass(mixed_run, monkeypatch, c
     again = parallel_decode.decode_split(data, mixed_run, st, mid, "", 0.0)
     assert "decode worker ended with -9" in caplog.text
     _same_history(again.history, whole)
+
+
+@pytest.fixture
+def streamed(monkeypatch):
+    """Every cold decode streamed to the cache in chunks of ~25 rows, split over two processes."""
+    from wandb_lens.sources.local import history_stream, parallel_decode
+
+    monkeypatch.setattr(history_stream, "MIN_BYTES", 0)
+    monkeypatch.setattr(parallel_decode, "MIN_BYTES", 0)
+    monkeypatch.setattr(parallel_decode, "CHUNK_BYTES", 8192)
+    monkeypatch.setenv("WANDB_LENS_DECODE_WORKERS", "2")
+
+
+def _source_history(run_dir: Path, cache: Path):
+    from wandb_lens.sources.local.source import LocalRunSource
+
+    src = LocalRunSource([run_dir], cache_dir=cache)
+    (run,) = src.list_runs()
+    return src, run, src.history(run)
+
+
+def _copy_run(log: Path, dest: Path, data: bytes | None = None) -> Path:
+    folder = dest / "wandb" / log.parent.name
+    folder.mkdir(parents=True)
+    out = folder / log.name
+    out.write_bytes(log.read_bytes() if data is None else data)
+    return out
+
+
+def test_streamed_decode_writes_the_cache_in_row_groups_and_answers_as_one_pass(mixed_run, streamed, tmp_path, caplog):
+    """Chunks spilled by both processes, written as one parquet file (a row group per chunk) under
+    the run's schema: the History read back is the one-pass History, also after a restart (the
+    cache), and with the worker killed (its half decoded here); no spill or temp file is left."""
+    import subprocess
+
+    import pyarrow.parquet as pq
+
+    whole = history_decode.decode_history(run_file.scan(mixed_run.read_bytes(), want_history=True)[1])
+    _copy_run(mixed_run, tmp_path / "runs")
+    cache = tmp_path / "cache"
+    _, _, got = _source_history(tmp_path / "runs", cache)
+    assert "decode worker" not in caplog.text
+    _same_history(got, whole)
+    (cached,) = (cache / "history").glob("*.parquet")
+    assert [p.name for p in (cache / "history").iterdir()] == [cached.name]  # no spill folder, no temp file
+    meta = pq.ParquetFile(cached)
+    assert meta.metadata.num_row_groups > 4 and meta.metadata.num_rows == whole.n_rows
+    assert meta.schema_arrow.names[0] == "_step" and set(meta.schema_arrow.names) == set(whole.columns)
+    _same_history(_source_history(tmp_path / "runs", cache)[2], whole)  # a new process: from the cache
+    real_popen = subprocess.Popen
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(subprocess, "Popen", lambda args, **kw: real_popen(
+            [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], **kw))
+        _same_history(_source_history(tmp_path / "runs", tmp_path / "cache2")[2], whole)
+    assert "decode worker ended with -9" in caplog.text
+
+
+def test_streamed_cache_is_whole_or_absent(mixed_run, streamed, tmp_path, monkeypatch):
+    """A parquet write that fails midway leaves no cache file (nor temp or spill files) and the
+    answer is still whole (from the spilled chunks); a cache folder that cannot take a spill
+    decodes in memory; a log cut mid-record answers what is whole and re-reads when it grows."""
+    import pyarrow.parquet as pq
+
+    from wandb_lens.sources import history_writer
+
+    data = mixed_run.read_bytes()
+    whole = history_decode.decode_history(run_file.scan(data, want_history=True)[1])
+    _copy_run(mixed_run, tmp_path / "runs")
+    calls = []
+    real = pq.ParquetWriter.write_table
+
+    def failing(self, table, *a, **kw):
+        calls.append(table.num_rows)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, table, *a, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pq.ParquetWriter, "write_table", failing)
+        _same_history(_source_history(tmp_path / "runs", tmp_path / "cache")[2], whole)
+    assert len(calls) == 3 and not list((tmp_path / "cache" / "history").iterdir())
+
+    def no_spill(self, folder, prefix):
+        raise OSError(30, "Read-only file system")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(history_writer.Spill, "__init__", no_spill)
+        _same_history(_source_history(tmp_path / "runs", tmp_path / "cache3")[2], whole)
+    # cut mid-record: the whole records answer; the grown log is read again, to its end
+    cut = len(data) * 2 // 3 + 5
+    log = _copy_run(mixed_run, tmp_path / "cut", data[:cut])
+    src, run, part = _source_history(tmp_path / "cut", tmp_path / "cache4")
+    _same_history(part, reference_reader.decode_history(run_file.scan(data[:cut], want_history=True)[1]))
+    log.write_bytes(data)
+    _same_history(src.history(src.get_run(run.id)), whole)
+
+
+def test_log_growing_during_a_streamed_decode(mixed_run, streamed, tmp_path, monkeypatch):
+    """Rows appended while the decode runs are not in that answer (it stops where the file ended
+    when it began) and the next call adds them."""
+    from wandb_lens.sources import history_writer
+
+    data = mixed_run.read_bytes()
+    half = (len(data) // 2) // 32768 * 32768 or len(data) // 2
+    scan_half = run_file.scan(data[:half], want_history=True)
+    log = _copy_run(mixed_run, tmp_path / "runs", data[:half])
+    real_add = history_writer.Spill.add
+    grown = []
+
+    def add(self, hist):
+        if not grown:
+            with open(log, "ab") as fh:  # the run writes on while its first chunk is decoded
+                fh.write(data[half:])
+            grown.append(1)
+        return real_add(self, hist)
+
+    monkeypatch.setattr(history_writer.Spill, "add", add)
+    src, run, first = _source_history(tmp_path / "runs", tmp_path / "cache")
+    assert grown and first.n_rows == scan_half[0].history_rows
+    whole = history_decode.decode_history(run_file.scan(data, want_history=True)[1])
+    _same_history(src.history(src.get_run(run.id)), whole)
+
+
+def test_log_cut_during_a_streamed_decode(mixed_run, streamed, tmp_path, monkeypatch):
+    """A log cut while it is decoded (read in windows, never mapped: a mapping would die of SIGBUS)
+    answers the rows before the cut and says so; the next call, on the cut log, reads it again."""
+    from wandb_lens.sources import history_writer
+    from wandb_lens.sources.local.wandb_file import BLOCK, WindowedFraming
+
+    monkeypatch.setenv("WANDB_LENS_DECODE_WORKERS", "1")
+    monkeypatch.setattr(WindowedFraming, "WINDOW", BLOCK)
+    data = mixed_run.read_bytes()
+    cut = BLOCK + 7000
+    log = _copy_run(mixed_run, tmp_path / "runs")
+    real_add = history_writer.Spill.add
+
+    def add(self, hist):
+        if len(self.parts) == 0:
+            with open(log, "r+b") as fh:  # cut while the first window is decoded
+                fh.truncate(cut)
+        return real_add(self, hist)
+
+    monkeypatch.setattr(history_writer.Spill, "add", add)
+    src, run, got = _source_history(tmp_path / "runs", tmp_path / "cache")
+    want = reference_reader.decode_history(run_file.scan(data[:cut], want_history=True)[1])
+    assert got.damage and "the log was cut while it was read" in got.damage[-1]
+    got.damage = []
+    _same_history(got, want)
+    monkeypatch.setattr(history_writer.Spill, "add", real_add)
+    again = src.history(src.get_run(run.id))
+    assert not again.damage
+    _same_history(again, want)

@@ -433,7 +433,7 @@ class LocalRunSource:
 
     def _load_history(self, path: Path, st, mem) -> History:
 
-        from . import parallel_decode, run_file
+        from . import history_stream, parallel_decode, run_file
         from .history_decode import HistoryBuilder
         from ..history import from_arrow, read_cached, write_cached
 
@@ -465,6 +465,14 @@ class LocalRunSource:
             progress.report(0, mb, f"decoding {path.name}: 0 of {mb:,.1f} MB")
             data = f.map()
             try:
+                if not offset and st.st_size >= history_stream.MIN_BYTES:  # big and cold: streamed to the cache
+                    log_file = parallel_decode.LogFile.of(f.fd, st.st_size)
+                    streamed = history_stream.decode_to_cache(
+                        log_file, path, st, pq_path, b"wandb_lens", f"decoding {path.name}", mb,
+                        lambda end, damaged: _history_meta(path, st, end, damaged, prefix_fingerprint(data, end)))
+                    if streamed is not None:
+                        progress.report(mb, mb, f"decoded {path.name}: {mb:,.1f} MB")
+                        return streamed[0]
                 mid = parallel_decode.split_point(st.st_size) if not offset else None
                 if mid is not None:  # a big cold log: two processes, split at a block boundary
                     scan = parallel_decode.decode_split(data, path, st, mid, f"decoding {path.name}", mb)
@@ -481,14 +489,19 @@ class LocalRunSource:
                 if isinstance(data, mmap.mmap):
                     data.close()
         hist = base.append(new) if base is not None else new
-        meta = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "end_offset": scan.end_offset, "damaged": bool(scan.damage), "fp": fp, "decoder": DECODER_VERSION}
+        meta = _history_meta(path, st, scan.end_offset, bool(scan.damage), fp)
         hist._meta = meta
         try:
             write_cached(hist, pq_path, b"wandb_lens", meta)
         except OSError as exc:  # a read-only cache must not stop the answer
             log.warning("could not write history cache %s: %s", pq_path, exc)
         return hist
+
+
+def _history_meta(path: Path, st, end_offset: int, damaged: bool, fp) -> dict:
+    """What a history cache file records of the log it was decoded from."""
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "end_offset": end_offset,
+            "damaged": damaged, "fp": fp, "decoder": DECODER_VERSION}
 
 
 def _json_default(value):

@@ -54,6 +54,8 @@ class Framing:
     end_offset: int = 0  # byte just after the last whole record: where to resume
     damage: list[str] = field(default_factory=list)
     truncated: bool = False
+    base: int = 0  # `data` starts at this byte of the file (a block boundary): for damage positions
+    resync: bool | None = None  # skip continuation chunks at `start` (default: at a block boundary)
 
     def records(self) -> Iterator[bytes]:
         data = self.data
@@ -65,7 +67,9 @@ class Framing:
         type_crc = _TYPE_CRC
         parts: list[bytes] | None = None
         stop = size if self.stop is None else min(self.stop, size)
-        resync = pos > HEADER.size and pos % BLOCK == 0  # may start inside a record: skip its tail
+        resync = self.resync
+        if resync is None:  # may start inside a record: skip its tail
+            resync = pos + self.base > HEADER.size and pos % BLOCK == 0
         while pos < size:
             if parts is None and pos >= stop:
                 return
@@ -132,4 +136,54 @@ class Framing:
 
     def _corrupt(self, pos: int, why: str) -> None:
         if len(self.damage) < 20:
-            self.damage.append(f"{why} at byte {pos}")
+            self.damage.append(f"{why} at byte {pos + self.base}")
+
+
+class WindowedFraming:
+    """`Framing` over a file read in windows (`read(n, offset)`, a pread), up to `size` bytes: the
+    log is never mapped, so a file cut while it is read ends the decode where the bytes end (a
+    mapping would kill the process with SIGBUS) and only one window is resident at a time.
+    Same attributes as Framing (`end_offset`, `truncated`, `damage` as file positions); `shrank`
+    is set when the file ended before `size`."""
+
+    WINDOW = 32 << 20
+
+    def __init__(self, read, size: int, start: int = HEADER.size, stop: int | None = None):
+        self.read, self.size, self.start, self.stop = read, size, start, stop
+        self.truncated = False
+        self.shrank = False
+        self.damage: list[str] = []
+        self._base = start
+        self._fr: Framing | None = None
+        self._end = start
+
+    @property
+    def end_offset(self) -> int:
+        return self._base + self._fr.end_offset if self._fr is not None else self._end
+
+    def records(self) -> Iterator[bytes]:
+        pos, window, first = self.start, self.WINDOW, True
+        while self.stop is None or pos < self.stop:
+            base = pos // BLOCK * BLOCK
+            end = min(self.size, base + window)
+            if end <= pos:
+                break
+            buf = self.read(end - base, base)
+            fr = Framing(buf, start=pos - base, stop=None if self.stop is None else self.stop - base,
+                         base=base, resync=None if first else False)
+            self._base, self._fr = base, fr
+            yield from fr.records()
+            self._end = base + fr.end_offset
+            self._fr = None
+            self.damage.extend(d for d in fr.damage if d not in self.damage and len(self.damage) < 20)
+            if len(buf) < end - base:  # the file is shorter than when the decode began
+                self.shrank = self.truncated = True
+                return
+            if end >= self.size:
+                self.truncated = fr.truncated
+                return
+            if not fr.truncated and self.stop is not None and end >= self.stop:
+                return  # every record that begins before `stop` was read
+            if self._end == pos:  # one record larger than the window: a larger window
+                window *= 2
+            pos, first = self._end, False

@@ -1,0 +1,68 @@
+"""A cold decode of a big log streamed to the parquet cache: the rows are spilled a chunk at a
+time as the scan goes (both halves of a split decode, `parallel_decode`), then written as one
+parquet file (`history_writer.write_parts`), so no process holds the whole history and peak
+memory does not grow with the run. The answer is read back from the file just written.
+
+The spill folder lives next to the cache file and is removed whatever happens; the cache file
+appears whole (renamed into place) or not at all. A cache that cannot be written (read-only,
+full disk) still gives the answer: from the spilled chunks, or, when not even those could be
+written, from the in-memory decode the caller falls back to (None here).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..history import History
+from ..history_writer import Spill, read_parts, write_parts
+from . import parallel_decode
+from .wandb_file import HEADER
+
+log = logging.getLogger("wandb_lens.local")
+
+MIN_BYTES = 64 << 20  # smaller logs decode in memory at once (a second or so): see source._load_history
+
+
+def decode_to_cache(log_file, path: Path, st, pq_path: Path, meta_key: bytes, label: str, total_mb: float,
+                    make_meta: Callable[[int, bool], dict]):
+    """(History, RangeResult) of the whole log, its cache written on the way; None when not even a
+    spill folder could be made (the caller decodes in memory). `make_meta(end_offset, damaged)`
+    gives the metadata stored with the cache."""
+    spill_dir = pq_path.parent / f".{pq_path.stem}.{os.getpid()}.{threading.get_ident()}.spill"
+    try:
+        try:
+            first = Spill(spill_dir, "a")
+        except OSError as exc:
+            log.warning("could not write history cache %s: %s", pq_path, exc)
+            return None
+        mid = parallel_decode.split_point(st.st_size)
+        if mid is not None:
+            result = parallel_decode.decode_split(log_file, path, st, mid, label, total_mb, spill_dir)
+        else:
+            result = parallel_decode.decode_range(log_file, HEADER.size, None, label, total_mb, first, share=1.0)
+        meta = make_meta(result.end_offset, bool(result.damage))
+        try:
+            write_parts(result.parts, pq_path, meta_key, meta)
+        except OSError as exc:  # a full disk must not stop the answer
+            log.warning("could not write history cache %s: %s", pq_path, exc)
+            return _attach(read_parts(result.parts), meta), result
+        return _attach(_read_back(pq_path, meta_key, result), meta), result
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+def _read_back(pq_path: Path, meta_key: bytes, result) -> History:
+    from ..history import from_arrow, read_cached
+
+    hit = read_cached(pq_path, meta_key)
+    return from_arrow(hit[0]) if hit is not None else read_parts(result.parts)
+
+
+def _attach(hist: History, meta: dict) -> History:
+    hist._meta = meta
+    return hist

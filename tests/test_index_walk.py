@@ -155,6 +155,7 @@ def test_a_helper_process_indexes_half_of_a_cold_listing(demo_dir, extras_dir, t
     monkeypatch.setattr(LocalRunSource, "_scan", slow_scan)
     assert _listing(LocalRunSource(roots, cache_dir=tmp_path / "pair")) == expected
     assert helpers and helpers[-1].done and not helpers[-1].alive and helpers[-1].proc.returncode is not None
+    monkeypatch.setattr(LocalRunSource, "_scan", real_scan)
     monkeypatch.setattr(index_pool, "command", lambda: [sys.executable, "-c", "raise SystemExit(3)"])
     assert _listing(LocalRunSource(roots, cache_dir=tmp_path / "dead")) == expected
     assert not helpers[-1].done and helpers[-1].proc.returncode == 3

@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ class FakeRun:
     heartbeat_at: float | None = None
     owner_key: str = GOOD_KEY
     sweep: str = ""  # the sweep id (W&B's sweepName)
+    files: dict = field(default_factory=dict)  # run files served by RunFiles + download: {"output.log": bytes}
 
     @property
     def created_iso(self) -> str:
@@ -88,6 +90,11 @@ def runs_from_local(runs_dir: str, entity: str = "lens-team", cache_dir: str | N
     out = []
     for info in src.list_runs():
         hist = src.history(info)
+        files = {}
+        text = src.console(info) if (Path(info.path).parent / "files" / "output.log").is_file() else None
+        if text is not None:
+            with text:
+                files["output.log"] = text.read(0, text.size)
         rows = rows_from_history(hist)
         summary = dict(info.summary)
         if rows:
@@ -98,7 +105,7 @@ def runs_from_local(runs_dir: str, entity: str = "lens-team", cache_dir: str | N
             id=info.id, project=info.project, entity=entity, display_name=info.name, state=info.state,
             created_at=info.created_at or 0.0, config=dict(info.config), summary=summary, tags=list(info.tags),
             group=info.group, job_type=info.job_type, notes=info.notes, metrics=list(info.metrics), rows=rows,
-            heartbeat_at=(info.created_at or 0) + (info.runtime_s or 0), sweep=info.sweep_id,
+            heartbeat_at=(info.created_at or 0) + (info.runtime_s or 0), sweep=info.sweep_id, files=files,
         ))
     return out
 
@@ -143,6 +150,7 @@ class FakeWandb:
         self.deleted: set[str] = set()
         self.reject_filters = False
         self.parquet = True  # serve the parquet export (else wandb-core pages through history)
+        self.ranges = True  # honour HTTP Range on run file downloads (else send the whole file)
         self.sweeps: dict[tuple, dict] = {}  # (entity, project, sweep id) -> the sweep's fields (add_sweep)
         self.server: ThreadingHTTPServer | None = None
 
@@ -180,6 +188,7 @@ class FakeWandb:
             self.deleted.clear()
             self.reject_filters = False
             self.parquet = True
+            self.ranges = True
 
     def history_requests(self) -> int:
         return sum(self.counts[op] for op in HISTORY_OPS)
@@ -258,8 +267,43 @@ class _Handler(BaseHTTPRequestHandler):
             return auth[7:]
         return None
 
+    def _run_file(self, fake: FakeWandb) -> bool:
+        """GET /files/run/<entity>/<project>/<run>/<name>: a run file, Range honoured unless fake.ranges
+        is off; needs the run owner's key (as W&B's file URLs do). Logs the bytes sent."""
+        m = re.match(r"^/files/run/([^/]+)/([^/]+)/([^/]+)/([^/?]+)", self.path)
+        if not m:
+            return False
+        run = fake.find(m.group(1), m.group(2), m.group(3))
+        data = run.files.get(m.group(4)) if run is not None and _visible(run, self._key() or "") else None
+        rng = re.match(r"bytes=(\d*)-(\d*)$", self.headers.get("Range") or "")
+        with fake.lock:
+            fake.counts["file-download"] += 1
+        if data is None:
+            self._send(404, b"not found", "text/plain")
+            return True
+        if not rng or not fake.ranges:
+            with fake.lock:
+                fake.log.append(("GET", {"path": self.path, "range": self.headers.get("Range"), "sent": len(data)}))
+            self._send(200, data, "text/plain")
+            return True
+        lo, hi = rng.group(1), rng.group(2)
+        start = max(0, len(data) - int(hi)) if lo == "" else int(lo)
+        end = len(data) - 1 if lo == "" or not hi else min(len(data) - 1, int(hi))
+        part = data[start:end + 1]
+        with fake.lock:
+            fake.log.append(("GET", {"path": self.path, "range": self.headers.get("Range"), "sent": len(part)}))
+        self.send_response(206)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        self.wfile.write(part)
+        return True
+
     def do_GET(self):
         fake = self.owner
+        if self._run_file(fake):
+            return
         m = re.match(r"^/files/parquet/([^/]+)/([^/]+)/([^/]+)\.parquet", self.path)
         if not m:
             return self._send(404, b"not found", "text/plain")
@@ -407,8 +451,14 @@ def _resolve(fake: FakeWandb, op: str, query: str, v: dict, user: str, key: str)
         return {"project": {"run": {"sampledHistory": [_sampled(run.rows, spec["keys"], int(spec.get("samples", 500)),
                                                                 spec.get("minStep"), spec.get("maxStep"))]}}}
     if op == "RunFiles":
-        return {"project": {"run": {"files": {"edges": [], "pageInfo": {"endCursor": None, "hasNextPage": False}},
-                                    "fileCount": 0}}}
+        names = v.get("fileNames") or sorted(run.files)
+        edges = [{"node": {"id": base64.b64encode(f"File:{run.id}:{n}".encode()).decode(), "name": n,
+                           "url": f"{fake.url}/files/run/{run.entity}/{run.project}/{run.id}/{n}", "directUrl": None,
+                           "sizeBytes": len(run.files[n]), "mimetype": "text/plain", "updatedAt": run.created_iso,
+                           "md5": None}, "cursor": n} for n in names if n in run.files]
+        return {"project": {"internalId": "1", "run": {
+            "files": {"edges": edges, "pageInfo": {"endCursor": None, "hasNextPage": False}},
+            "fileCount": len(run.files)}}}
     raise _GraphQLError(f"fake W&B: unsupported operation {op}")
 
 

@@ -74,3 +74,55 @@ def test_unknown_sweep_id_names_the_closest(cloud):
     assert r.is_error and f"Close matches: {SWEEP_ID}" in r.text and "zz0other" in r.text, r.text
     r = call(cloud, "sweep_analysis", {"sweep": "x", "project": "no-such-project"})
     assert r.is_error and "Unknown project 'no-such-project'" in r.text and "lens-sweep" in r.text, r.text
+
+
+def _sent(fake) -> int:
+    return sum(e[1]["sent"] for e in fake.log if e[0] == "GET" and "/files/run/" in e[1]["path"])
+
+
+def test_run_logs_from_the_cloud_equal_the_local_answer(cloud, xlens, fake):
+    local = _json(xlens("run_logs", run="lens-demo/crash-raises"))
+    fake.reset()
+    got = _json(call(cloud, "run_logs", {"run": "lens-demo/crash-raises"}))
+    assert fake.counts["RunFiles"] == 1
+    assert got["source"] == "output.log from W&B" and got["bytes"] == local["bytes"]
+    assert got["traceback"]["error"] == "KeyError: 'label'" and got["traceback"] == local["traceback"]
+    assert got.get("tail") == local.get("tail")
+    pat = _json(call(cloud, "run_logs", {"run": "lens-demo/crash-raises", "pattern": "WARNING"}))
+    assert pat["matches"] == _json(xlens("run_logs", run="lens-demo/crash-raises", pattern="WARNING"))["matches"]
+    diag = _json(call(cloud, "diagnose_run", {"run": "lens-demo/crash-raises"}))
+    assert diag["error"] == "KeyError: 'label'" and diag["error_from"] == "output.log from W&B", diag
+    none = _json(call(cloud, "run_logs", {"run": "sweep-00"}))
+    assert none["console"].startswith("none: no output.log among the run's files on W&B")
+
+
+@pytest.fixture
+def big_log(fake):
+    """A 6.6 MB output.log ending in a traceback, on a run of its own."""
+    from fake_wandb import FakeRun
+
+    lines = [f"step {i}: loss {1 / (i + 1):.5f} " + "x" * 40 for i in range(100_000)]
+    tb = ["Traceback (most recent call last):", '  File "train.py", line 9, in <module>', "    step()",
+          "RuntimeError: CUDA out of memory"]
+    data = ("\n".join(lines + tb) + "\n").encode()
+    if fake.find("lens-team", "lens-sweep", "biglog01") is None:
+        fake.add_run(FakeRun(id="biglog01", project="lens-sweep", entity="lens-team", display_name="biglog",
+                             state="failed", created_at=1.7e9, config={}, summary={}, files={"output.log": data}))
+    fake.reset()
+    yield data
+    fake.reset()
+
+
+def test_a_tail_reads_only_the_end_of_a_big_output_log(cloud, fake, big_log):
+    got = _json(call(cloud, "run_logs", {"run": "biglog01", "tail": 5}))
+    assert got["traceback"]["error"] == "RuntimeError: CUDA out of memory" and got["bytes"] == len(big_log)
+    assert got["traceback"]["before"][-1].startswith("step 99999:")
+    assert 0 < _sent(fake) <= 256 * 1024, _sent(fake)  # the windows from the end (64 KB, then 256 KB), not 6.6 MB
+
+
+def test_without_range_support_one_bounded_download_stated(cloud, fake, big_log):
+    fake.ranges = False
+    got = _json(call(cloud, "run_logs", {"run": "biglog01", "tail": 5}))
+    assert got["traceback"]["error"] == "RuntimeError: CUDA out of memory"
+    assert f"server ignored HTTP Range: downloaded {len(big_log) / 1e6:.1f} MB)" in got["source"], got["source"]
+    assert _sent(fake) == len(big_log)

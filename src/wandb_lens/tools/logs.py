@@ -13,8 +13,7 @@ FAILED = ("failed", "crashed")
 def _console(app, info):
     reader = getattr(app.runs, "console", None)
     if reader is None:
-        raise LensError("run_logs reads local runs (files/output.log or the run log's console records); "
-                        "this server reads W&B cloud runs, whose logs it does not fetch yet.")
+        raise LensError("This run source has no console output to read.")
     return reader(info)
 
 
@@ -54,7 +53,9 @@ def register(server, app) -> None:
         out: dict = {"run": info.ref, "name": info.name, "state": info.state}
         text = _console(app, info)
         if text is None:
-            out["console"] = ("none: no files/output.log and no console records in the run log "
+            where = ("no output.log among the run's files on W&B" if app.runs.kind == "cloud" else
+                     "no files/output.log and no console records in the run log")
+            out["console"] = (f"none: {where} "
                               "(nothing printed, or console capture off: WANDB_CONSOLE=off or settings console='off')")
             return out
         with text:
@@ -77,6 +78,7 @@ def register(server, app) -> None:
                 if err:
                     err.pop("after", None)
                 out["tail"] = C.tail(text, tail)
+            out["source"] = text.source  # a remote text may add how it was read (cloud: no HTTP Range)
         return _fit(out)
 
     _base.add(server, run_logs,

@@ -202,6 +202,12 @@ class CloudRunSource:
         infos = [self._info(s, w) for w in page]
         return total, infos, infos
 
+    def console(self, run: RunInfo):
+        """The run's output.log on W&B, read by HTTP Range from the end (sources/cloud/files.py), or None."""
+        from .files import console
+
+        return console(self, run)
+
     def sweep(self, project: str | None, sweep_id: str) -> dict:
         """The sweep's own record (method, state, metric and goal, run counts): sources/cloud/sweeps.py."""
         from .sweeps import sweep_info

@@ -126,3 +126,16 @@ def test_without_range_support_one_bounded_download_stated(cloud, fake, big_log)
     assert got["traceback"]["error"] == "RuntimeError: CUDA out of memory"
     assert f"server ignored HTTP Range: downloaded {len(big_log) / 1e6:.1f} MB)" in got["source"], got["source"]
     assert _sent(fake) == len(big_log)
+
+
+def test_search_window_and_download_bound_are_stated(cloud, fake, big_log, monkeypatch):
+    from wandb_lens.sources.cloud import files
+
+    monkeypatch.setattr(files, "SEARCH_CAP", 1 << 20)
+    got = _json(call(cloud, "run_logs", {"run": "biglog01", "pattern": "^step 9999[0-9]:"}))
+    assert got["matches"]["total"] == 10 and got["source"].endswith(f"(searched its last 1.0 of {len(big_log) / 1e6:.1f} MB)")
+    assert _sent(fake) == 1 << 20
+    fake.ranges = False
+    monkeypatch.setattr(files, "DOWNLOAD_MAX", 2 << 20)
+    r = call(cloud, "run_logs", {"run": "biglog01"})
+    assert r.is_error and "ignored the HTTP Range request" in r.text and "2 MB read without Range" in r.text, r.text

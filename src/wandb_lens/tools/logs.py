@@ -90,7 +90,7 @@ def register(server, app) -> None:
 def _fit(out: dict) -> dict:
     """Drop the oldest tail lines / last matches until the answer fits MAX_BYTES; say so."""
     dropped = 0
-    while len(dumps(out)) > MAX_BYTES:
+    while len(dumps(out)) > MAX_BYTES - (110 if dropped else 0):  # room for the "fit" note
         tail = out.get("tail", {}).get("lines") if isinstance(out.get("tail"), dict) else None
         m = out.get("matches", {}).get("matches") if isinstance(out.get("matches"), dict) else None
         tb = out.get("traceback") if isinstance(out.get("traceback"), dict) else None

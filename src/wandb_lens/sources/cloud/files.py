@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from ...errors import LensError
 
 DOWNLOAD_CAP = 32 << 20  # without Range: keep at most the last 32 MB of the file
+DOWNLOAD_MAX = 256 << 20  # without Range: read at most this much of the stream, else a clear error
 SEARCH_CAP = 32 << 20  # a pattern search reads at most the last 32 MB (stated)
 
 
@@ -25,13 +26,15 @@ class RemoteText:
         self.full_size = size
         self.offset = max(0, size - SEARCH_CAP)  # reads are relative to here
         self.size = size - self.offset
-        self.source = source if not self.offset else f"{source} (last {self.size / 1e6:.0f} MB of {size / 1e6:.0f} MB)"
+        self.source = source
         self._url, self._headers, self._timeout = url, headers, timeout
         self._suffix = b""  # the bytes [size - len(_suffix), size) already fetched
         self._whole: bytes | None = None  # the server ignored Range: what one bounded download kept
         self.fetched = 0
 
     def read(self, start: int, end: int) -> bytes:
+        if start == 0 and self.offset and "searched" not in self.source:  # a read reached the window's start
+            self.source += f" (searched its last {self.size / 1e6:.1f} of {self.full_size / 1e6:.1f} MB)"
         lo, hi = start + self.offset, end + self.offset
         if self._whole is not None:
             base = self.full_size - len(self._whole)
@@ -74,13 +77,23 @@ class RemoteText:
 
 
 def _bounded(resp, text: RemoteText) -> bytes:
-    keep = b""
+    from collections import deque
+
+    keep: deque = deque()
+    kept = 0
     while True:
         chunk = resp.read(1 << 20)
         if not chunk:
-            return keep
+            return b"".join(keep)[-DOWNLOAD_CAP:]
         text.fetched += len(chunk)
-        keep = (keep + chunk)[-DOWNLOAD_CAP:]
+        if text.fetched > DOWNLOAD_MAX:
+            raise LensError(f"W&B sent output.log whole (it ignored the HTTP Range request) and it is larger than "
+                            f"the {DOWNLOAD_MAX >> 20} MB read without Range ({text.full_size / 1e6:,.0f} MB): "
+                            "not read. Download it with run.file('output.log').download().")
+        keep.append(chunk)
+        kept += len(chunk)
+        while kept - len(keep[0]) >= DOWNLOAD_CAP:
+            kept -= len(keep.popleft())
 
 
 def console(src, run) -> RemoteText | None:

@@ -60,6 +60,14 @@ class FakeRun:
         return datetime.fromtimestamp(self.created_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def client_env(mp, netrc_dir) -> None:
+    """The environment a test's wandb client runs in: the good key, no netrc, no default entity/project."""
+    mp.setenv("WANDB_API_KEY", GOOD_KEY)
+    mp.setenv("NETRC", str(netrc_dir / "netrc"))
+    mp.delenv("WANDB_ENTITY", raising=False)
+    mp.delenv("WANDB_PROJECT", raising=False)
+
+
 def rows_from_history(hist) -> list[dict]:
     """A local `History` as W&B's row documents (histograms as `{"_type": "histogram", ...}`)."""
     from wandb_lens.sources.history import HISTOGRAM, MEDIA, NUMERIC
@@ -151,6 +159,7 @@ class FakeWandb:
         self.reject_filters = False
         self.parquet = True  # serve the parquet export (else wandb-core pages through history)
         self.ranges = True  # honour HTTP Range on run file downloads (else send the whole file)
+        self.file_url = ""  # run file URLs start here instead of the fake's own /files/run/ (hostile servers)
         self.sweeps: dict[tuple, dict] = {}  # (entity, project, sweep id) -> the sweep's fields (add_sweep)
         self.server: ThreadingHTTPServer | None = None
 
@@ -189,6 +198,7 @@ class FakeWandb:
             self.reject_filters = False
             self.parquet = True
             self.ranges = True
+            self.file_url = ""
 
     def history_requests(self) -> int:
         return sum(self.counts[op] for op in HISTORY_OPS)
@@ -453,7 +463,8 @@ def _resolve(fake: FakeWandb, op: str, query: str, v: dict, user: str, key: str)
     if op == "RunFiles":
         names = v.get("fileNames") or sorted(run.files)
         edges = [{"node": {"id": base64.b64encode(f"File:{run.id}:{n}".encode()).decode(), "name": n,
-                           "url": f"{fake.url}/files/run/{run.entity}/{run.project}/{run.id}/{n}", "directUrl": None,
+                           "url": (fake.file_url or f"{fake.url}/files/run/") + f"{run.entity}/{run.project}/{run.id}/{n}",
+                           "directUrl": None,
                            "sizeBytes": len(run.files[n]), "mimetype": "text/plain", "updatedAt": run.created_iso,
                            "md5": None}, "cursor": n} for n in names if n in run.files]
         return {"project": {"internalId": "1", "run": {

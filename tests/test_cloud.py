@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import call
-from fake_wandb import GOOD_KEY, OTHER_KEY, FakeWandb, long_run, runs_from_local
+from fake_wandb import GOOD_KEY, OTHER_KEY, FakeWandb, client_env, long_run, runs_from_local
 
 BIG_STEPS = 100_000
 
@@ -26,10 +26,7 @@ def fake(demo_dir, tmp_path_factory):
     runs.append(long_run("lens-team", "big", "long1", BIG_STEPS))
     server = FakeWandb(runs).start()
     mp = pytest.MonkeyPatch()
-    mp.setenv("WANDB_API_KEY", GOOD_KEY)
-    mp.setenv("NETRC", str(tmp_path_factory.mktemp("no-netrc") / "netrc"))
-    mp.delenv("WANDB_ENTITY", raising=False)
-    mp.delenv("WANDB_PROJECT", raising=False)
+    client_env(mp, tmp_path_factory.mktemp("no-netrc"))
     yield server
     mp.undo()
     server.stop()

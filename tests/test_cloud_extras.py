@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import call
-from fake_wandb import GOOD_KEY, FakeWandb, runs_from_local
+from fake_wandb import FakeWandb, client_env, runs_from_local
 
 SWEEP_CONFIG = {"method": "random", "name": "lr-wd search", "metric": {"name": "train/loss", "goal": "maximize"},
                 "parameters": {"lr": {"min": 1e-4, "max": 0.1}, "weight_decay": {"values": [0, 1e-3, 1e-2, 3e-2]}}}
@@ -25,10 +25,7 @@ def fake(extras_dir, tmp_path_factory):
     server.add_sweep("lens-team", SWEEP_PROJECT, SWEEP_ID, SWEEP_CONFIG)
     server.add_sweep("lens-team", SWEEP_PROJECT, "zz0other", {"method": "grid", "parameters": {}}, state="RUNNING")
     mp = pytest.MonkeyPatch()
-    mp.setenv("WANDB_API_KEY", GOOD_KEY)
-    mp.setenv("NETRC", str(tmp_path_factory.mktemp("no-netrc") / "netrc"))
-    mp.delenv("WANDB_ENTITY", raising=False)
-    mp.delenv("WANDB_PROJECT", raising=False)
+    client_env(mp, tmp_path_factory.mktemp("no-netrc"))
     yield server
     mp.undo()
     server.stop()
@@ -139,3 +136,9 @@ def test_search_window_and_download_bound_are_stated(cloud, fake, big_log, monke
     monkeypatch.setattr(files, "DOWNLOAD_MAX", 2 << 20)
     r = call(cloud, "run_logs", {"run": "biglog01"})
     assert r.is_error and "ignored the HTTP Range request" in r.text and "2 MB read without Range" in r.text, r.text
+
+
+def test_a_file_url_that_is_not_http_is_never_read(cloud, fake, big_log):
+    fake.file_url = "file:///etc/"
+    r = call(cloud, "run_logs", {"run": "biglog01"})
+    assert r.is_error and "non-HTTP address (file:)" in r.text and "root:" not in r.text, r.text

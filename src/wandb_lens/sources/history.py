@@ -7,6 +7,9 @@ never joined by row position: each column holds its own row indices, and `steps[
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,18 +28,81 @@ class Column:
     bins: list | None = None  # histogram: list of edge arrays; values holds count arrays
 
 
+class LazyColumns(Mapping):
+    """Columns decoded when asked for, one at a time: a tool that needs 3 keys of a 50-key run
+    reads 3 columns (from the parquet cache: `open_cached`). The names and kinds are known without
+    reading any; the last few decoded columns are kept (`keep`), so code that walks every column
+    (`items()`) holds one or a few at a time, never all of them. `eager` columns are held as given."""
+
+    def __init__(self, kinds: dict[str, str], load: Callable[[str], Column], eager: dict[str, Column] | None = None,
+                 keep: int = 6):
+        self._kinds = dict(kinds)
+        self._load = load
+        self._eager = dict(eager or {})
+        for k, c in self._eager.items():
+            self._kinds.setdefault(k, c.kind)
+        self._keep = keep
+        self._recent: OrderedDict[str, Column] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def kind(self, key: str) -> str:
+        return self._kinds[key]
+
+    def __getitem__(self, key: str) -> Column:
+        col = self._eager.get(key)
+        if col is not None:
+            return col
+        if key not in self._kinds:
+            raise KeyError(key)
+        with self._lock:
+            col = self._recent.get(key)
+            if col is not None:
+                self._recent.move_to_end(key)
+                return col
+        col = self._load(key)
+        with self._lock:
+            self._recent[key] = col
+            while len(self._recent) > self._keep:
+                self._recent.popitem(last=False)
+        return col
+
+    def __contains__(self, key) -> bool:
+        return key in self._kinds
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def with_extra(self, extra: dict[str, Column]) -> LazyColumns:
+        """The same lazy columns plus `extra` (existing keys win), sharing the loader."""
+        out = LazyColumns(self._kinds, self._load, self._eager, self._keep)
+        for k, c in extra.items():
+            if k not in out._kinds:
+                out._eager[k] = c
+                out._kinds[k] = c.kind
+        out._recent, out._lock = self._recent, self._lock  # one set of decoded columns for both views
+        return out
+
+
 @dataclass
 class History:
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    columns: dict[str, Column] = field(default_factory=dict)
+    columns: Mapping[str, Column] = field(default_factory=dict)  # a dict, or LazyColumns
     damage: list[str] = field(default_factory=list)  # rows the decoder had to leave out
 
     @property
     def n_rows(self) -> int:
         return int(self.steps.shape[0])
 
+    def kind(self, key: str) -> str:
+        """The kind of column `key` (KeyError when not logged), without decoding a lazy column."""
+        cols = self.columns
+        return cols.kind(key) if isinstance(cols, LazyColumns) else cols[key].kind
+
     def keys(self, kind: str | None = None) -> list[str]:
-        return [k for k, c in self.columns.items() if kind is None or c.kind == kind]
+        return [k for k in self.columns if kind is None or self.kind(k) == kind]
 
     def numeric(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(`_step` values, values) of a numeric key, in logging order."""
@@ -57,29 +123,71 @@ class History:
         common, ia, ib = np.intersect1d(col.rows, scol.rows, assume_unique=True, return_indices=True)
         return np.asarray(scol.values, dtype=np.float64)[ib], y[ia]
 
+    def facts(self, key: str) -> dict:
+        """What the step-axis rule needs of a numeric column (analysis.step_axis.key_facts), computed
+        once per History and kept: a lazy column is read for it and dropped."""
+        memo = self.__dict__.setdefault("_facts", {})
+        if key not in memo:
+            from ..analysis.step_axis import key_facts
+
+            memo[key] = key_facts(np.asarray(self.columns[key].values, dtype=np.float64))
+        return memo[key]
+
+    def all_facts(self, keys: list[str]) -> dict[str, dict]:
+        """`facts` of each of `keys`. A history opened from the cache keeps them beside its file
+        (`open_cached`), so a later process finds the step keys without reading every column."""
+        out = {k: self.facts(k) for k in keys}
+        saver = getattr(self, "_save_facts", None)
+        if saver is not None:
+            saver(self.__dict__.get("_facts", {}))
+        return out
+
     def append(self, other: History) -> History:
-        """A new History with `other`'s rows after this one's."""
+        """A new History with `other`'s rows after this one's (lazily joined when either is lazy)."""
         offset = self.n_rows
+        steps = np.concatenate([self.steps, other.steps])
+        damage = self.damage + other.damage
+        if isinstance(self.columns, LazyColumns) or isinstance(other.columns, LazyColumns):
+            kinds = {k: self.kind(k) for k in self.columns}
+            for k in other.columns:
+                kinds[k] = _joined_kind(kinds.get(k), other.kind(k))
+
+            def load(key: str) -> Column:
+                mine = self.columns[key] if key in self.columns else None
+                theirs = other.columns[key] if key in other.columns else None
+                return _join(mine, theirs, offset)
+
+            return History(steps, LazyColumns(kinds, load), damage)
         cols = dict(self.columns)
         for key, col in other.columns.items():
-            mine = cols.get(key)
-            rows = col.rows + offset
-            if mine is None:
-                cols[key] = Column(col.kind, rows, col.values, col.bins)
-                continue
-            if mine.kind != col.kind:
-                # a key that changed type mid-run: keep the numeric reading when there is one
-                if mine.kind == NUMERIC or col.kind != NUMERIC:
-                    continue
-                cols[key] = Column(col.kind, rows, col.values, col.bins)
-                continue
-            if col.kind == NUMERIC:
-                vals = np.concatenate([mine.values, col.values])
-            else:
-                vals = list(mine.values) + list(col.values)
-            bins = None if col.bins is None else list(mine.bins or []) + list(col.bins)
-            cols[key] = Column(col.kind, np.concatenate([mine.rows, rows]), vals, bins)
-        return History(np.concatenate([self.steps, other.steps]), cols, self.damage + other.damage)
+            cols[key] = _join(cols.get(key), col, offset)
+        return History(steps, cols, damage)
+
+
+def _joined_kind(mine: str | None, theirs: str) -> str:
+    """A key that changed type mid-run keeps the numeric reading when there is one."""
+    if mine is None or mine == theirs:
+        return theirs
+    return mine if mine == NUMERIC or theirs != NUMERIC else theirs
+
+
+def _join(mine: Column | None, col: Column | None, offset: int) -> Column:
+    """One key's column over two runs of rows (`col`'s rows numbered on from `offset`)."""
+    if col is None:
+        return mine
+    rows = col.rows + offset
+    if mine is None:
+        return Column(col.kind, rows, col.values, col.bins)
+    if mine.kind != col.kind:
+        if mine.kind == NUMERIC or col.kind != NUMERIC:
+            return mine
+        return Column(col.kind, rows, col.values, col.bins)
+    if col.kind == NUMERIC:
+        vals = np.concatenate([mine.values, col.values])
+    else:
+        vals = list(mine.values) + list(col.values)
+    bins = None if col.bins is None else list(mine.bins or []) + list(col.bins)
+    return Column(col.kind, np.concatenate([mine.rows, rows]), vals, bins)
 
 
 def to_arrow(history: History):
@@ -158,34 +266,41 @@ def _valid(arr) -> np.ndarray:
     return bits[arr.offset:arr.offset + n].astype(bool)
 
 
-def from_arrow(table) -> History:
+def _column_from_arrow(arr, kind: str) -> Column:
+    """One stored column (nulls where the key was not logged) as a sparse Column."""
+    valid = _valid(arr)
+    rows = np.flatnonzero(valid)
+    if kind == NUMERIC:
+        return Column(kind, rows, _values(arr, np.float64)[rows].astype(np.float64))
+    if kind == HISTOGRAM:
+        sub = arr.filter(arr.is_valid())
+        counts = [np.asarray(v, dtype=np.float64) for v in sub.field("values").to_pylist()]
+        edges = [np.asarray(v, dtype=np.float64) for v in sub.field("bins").to_pylist()]
+        return Column(kind, rows, counts, edges)
+    return Column(kind, rows, arr.filter(arr.is_valid()).to_pylist())
+
+
+def _ordered(names: list[str], schema_meta) -> list[str]:
     import json
 
-    kinds = json.loads((table.schema.metadata or {}).get(b"wandb_lens_kinds", b"{}"))
+    order = json.loads((schema_meta or {}).get(b"wandb_lens_order", b"[]"))
+    return order if sorted(order) == sorted(names) else names
+
+
+def from_arrow(table) -> History:
+    """A whole Arrow table as a History with every column decoded (see `open_cached` for lazy)."""
+    import json
+
+    meta = table.schema.metadata or {}
+    kinds = json.loads(meta.get(b"wandb_lens_kinds", b"{}"))
     steps = _values(table.column("_step").combine_chunks(), np.int64).astype(np.int64)
     cols: dict[str, Column] = {"_step": Column(NUMERIC, np.arange(len(steps)), steps.astype(np.float64))}
     for key in table.column_names:
-        if key == "_step":
-            continue
-        arr = table.column(key).combine_chunks()
-        valid = _valid(arr)
-        rows = np.flatnonzero(valid)
-        kind = kinds.get(key, NUMERIC)
-        if kind == NUMERIC:
-            vals = _values(arr, np.float64)[rows].astype(np.float64)
-            cols[key] = Column(kind, rows, vals)
-        elif kind == HISTOGRAM:
-            sub = arr.filter(arr.is_valid())
-            counts = [np.asarray(v, dtype=np.float64) for v in sub.field("values").to_pylist()]
-            edges = [np.asarray(v, dtype=np.float64) for v in sub.field("bins").to_pylist()]
-            cols[key] = Column(kind, rows, counts, edges)
-        else:
-            cols[key] = Column(kind, rows, arr.filter(arr.is_valid()).to_pylist())
-    damage = json.loads((table.schema.metadata or {}).get(b"wandb_lens_damage", b"[]"))
-    order = json.loads((table.schema.metadata or {}).get(b"wandb_lens_order", b"[]"))
-    if sorted(order) == sorted(cols):
-        cols = {k: cols[k] for k in order}
-    return History(steps, cols, damage)
+        if key != "_step":
+            cols[key] = _column_from_arrow(table.column(key).combine_chunks(), kinds.get(key, NUMERIC))
+    order = _ordered(list(cols), meta)
+    damage = json.loads(meta.get(b"wandb_lens_damage", b"[]"))
+    return History(steps, {k: cols[k] for k in order}, damage)
 
 
 def read_cached(path, meta_key: bytes):
@@ -203,6 +318,76 @@ def read_cached(path, meta_key: bytes):
         return table, json.loads(table.schema.metadata[meta_key])
     except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
         return None
+
+
+def open_cached(path, meta_key: bytes) -> tuple[History, dict] | None:
+    """(History with lazy columns, our metadata dict) of a parquet cache file, or None when missing
+    or unreadable. Only the step column is read here; each other column is read from the file when
+    a tool asks for it (`LazyColumns`). The file is memory-mapped and kept open, so a cache file
+    replaced later (a grown run written anew) still reads as it was when opened."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(pa.memory_map(str(path)))
+        schema = pf.schema_arrow
+        smeta = schema.metadata or {}
+        meta = json.loads(smeta[meta_key])
+        stored = json.loads(smeta.get(b"wandb_lens_kinds", b"{}"))
+        steps = _values(pf.reader.read_column(schema.get_field_index("_step")).combine_chunks(), np.int64)
+        steps = steps.astype(np.int64)
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+        return None
+    names = [n for n in schema.names if n != "_step"]
+    kinds = {k: stored.get(k, NUMERIC) for k in _ordered(["_step", *names], smeta)}
+    lock = threading.Lock()
+
+    def load(key: str) -> Column:
+        with lock:  # one reader, one column at a time
+            arr = pf.reader.read_column(schema.get_field_index(key)).combine_chunks()
+        return _column_from_arrow(arr, kinds[key])
+
+    step_col = Column(NUMERIC, np.arange(len(steps)), steps.astype(np.float64))
+    damage = json.loads(smeta.get(b"wandb_lens_damage", b"[]"))
+    hist = History(steps, LazyColumns(kinds, load, {"_step": step_col}), damage)
+    _keep_facts(hist, path, meta)
+    return hist, meta
+
+
+def _keep_facts(hist: History, path, meta: dict) -> None:
+    """Step-axis facts of the cache file's columns, kept beside it (`<file>.facts.json`, valid for
+    this very file: its metadata is stored with them) and written when more are known."""
+    import json
+    import os
+    from pathlib import Path
+
+    side = Path(str(path) + ".facts.json")
+    try:
+        doc = json.loads(side.read_text())
+        if doc.get("of") == meta and isinstance(doc.get("facts"), dict):
+            hist._facts = {k: v for k, v in doc["facts"].items() if k in hist.columns}
+    except (OSError, ValueError, AttributeError):
+        pass
+
+    saved = dict(getattr(hist, "_facts", {}))
+    own = set(hist.columns)  # the file's columns (system metrics are joined on later, not stored)
+
+    def save(facts: dict) -> None:
+        facts = {k: v for k, v in facts.items() if k in own}
+        if facts == saved:
+            return
+        saved.clear()
+        saved.update(facts)
+        try:
+            tmp = side.with_name(f"{side.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps({"of": meta, "facts": facts}))
+            os.replace(tmp, side)
+        except OSError:  # a read-only cache: computed again next time
+            pass
+
+    hist._save_facts = save
 
 
 def write_cached(history: History, path, meta_key: bytes, meta: dict) -> None:
@@ -247,10 +432,14 @@ def with_columns(hist: History, extra: dict[str, Column]) -> History:
     """The same rows with `extra` columns added (existing keys win)."""
     if not extra:
         return hist
-    cols = dict(hist.columns)
-    for k, c in extra.items():
-        cols.setdefault(k, c)
+    if isinstance(hist.columns, LazyColumns):
+        cols = hist.columns.with_extra(extra)
+    else:
+        cols = dict(hist.columns)
+        for k, c in extra.items():
+            cols.setdefault(k, c)
     out = History(hist.steps, cols, list(hist.damage))
-    if hasattr(hist, "_meta"):
-        out._meta = hist._meta
+    for attr in ("_meta", "_facts", "_save_facts"):
+        if hasattr(hist, attr):
+            setattr(out, attr, getattr(hist, attr))
     return out

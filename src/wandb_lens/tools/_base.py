@@ -19,7 +19,7 @@ from mcp.server.mcpserver.tools.base import Tool
 from mcp.types import ToolAnnotations
 from pydantic import ValidationError
 
-from .. import identity, progress
+from .. import budget, identity, progress
 from ..compact import dumps
 from ..errors import LensError, close_matches
 from . import params as param_docs
@@ -39,7 +39,8 @@ def add(server, fn: Callable, description: str, name: str | None = None) -> None
         token = _request_key(lens_ctx)
         who = identity.bind(lens_ctx)  # per-user caches (plots) bind their entries to it
         try:
-            result = fn(*args, **kwargs)
+            with budget.call() as partial:  # long work past the budget answers from what it has
+                result = fn(*args, **kwargs)
         except LensError as exc:
             raise ToolError(_scrub(str(exc))) from None
         except ToolError:
@@ -57,6 +58,8 @@ def add(server, fn: Callable, description: str, name: str | None = None) -> None
             if token is not None:
                 _request_key_var().reset(token)
         if isinstance(result, dict):
+            if partial and "partial" not in result:
+                result["partial"] = partial[0] if len(partial) == 1 else partial
             return dumps(result)
         return result
 

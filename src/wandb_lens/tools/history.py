@@ -76,7 +76,7 @@ def get_history(app, run: str, keys: list[str], steps: list[float] | None = None
         hist = app.runs.history(info, keys=list(dict.fromkeys([*keys, axis])))
     else:
         hist = app.runs.history(info)
-        _check_keys(info, keys, axis, {k: c.kind for k, c in hist.columns.items()})
+        _check_keys(info, keys, axis, {k: hist.kind(k) for k in hist.columns})
     if steps is not None and (start is not None or end is not None):
         raise LensError("Pass either steps (values at those steps) or range ([start, end]), not both.")
     if not 1 <= max_rows <= MAX_ROWS:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import identity, progress
+from .. import budget, identity, progress
 from ..compact import dumps
 from ..errors import LensError, suggest
 from . import _base
@@ -55,6 +55,10 @@ def register(server, app) -> None:
             progress.report(0, 1, f"{tool}: reading history and drawing")
             png, w, h, text = draw()
             progress.report(1, 1, f"drew {tool}")
+            partial = budget.notes()
+            if partial:  # drawn from part of a run still decoding: its own id, the next call draws it all
+                text = dict(text, partial=partial[0] if len(partial) == 1 else partial)
+                pid = plot_id(tool, dict(args, partial=str(partial)), sig, owner)
             plot = cache.put(Plot(pid, png, text, w, h, owner))
         return plot
 

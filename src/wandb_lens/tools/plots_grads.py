@@ -24,7 +24,7 @@ def grad_heatmap(app, info, prefix: str, stat: str, win=None):
     from ..sources.history import HISTOGRAM
 
     hist = app.runs.history(info)
-    keys = [k for k, c in hist.columns.items() if c.kind == HISTOGRAM and k.startswith(prefix)]
+    keys = [k for k in hist.keys(HISTOGRAM) if k.startswith(prefix)]
     if not keys:
         others = sorted(_families(hist.keys(HISTOGRAM)))
         found = f" Histogram keys it logs are under: {', '.join(others[:8])}." if others else " It logs no histograms."

@@ -27,33 +27,35 @@ class RunData:
         return self.info.name or self.info.id
 
     def numeric_keys(self) -> list[str]:
-        return [k for k, c in self.hist.columns.items() if c.kind == NUMERIC and k not in ("_runtime", "_timestamp")]
+        return [k for k in self.hist.keys(NUMERIC) if k not in ("_runtime", "_timestamp")]
 
     def candidates(self) -> list[dict]:
         if self._cands is None:
-            num = {k: np.asarray(self.hist.columns[k].values, dtype=np.float64) for k in self.numeric_keys()}
-            self._cands = SA.candidates(num, self.info.metrics)
+            # one column at a time (a lazy history reads each and drops it), facts kept per history
+            facts = self.hist.all_facts(self.numeric_keys())
+            self._cands = SA.candidates_from(facts, self.info.metrics)
         return self._cands
 
     def check_metric(self, key: str, what: str = "metric", numeric: bool = False) -> None:
         """An unknown key lists close matches; `numeric=True` also refuses histogram and media keys."""
-        col = self.hist.columns.get(key)
-        if col is None:
+        if key not in self.hist.columns:
             pool = [k for k in self.hist.columns if k not in ("_runtime", "_timestamp")]
             if numeric:
                 pool = [k for k in self.numeric_keys() if not k.startswith("_")] or self.numeric_keys()
             raise LensError(suggest(what, key, pool, where=f" in run {self.info.ref}"))
-        if numeric and col.kind in (HISTOGRAM, MEDIA):
-            hint = " (plot_grad_histograms draws histograms)" if col.kind == HISTOGRAM else ""
-            raise LensError(f"{key!r} in run {self.info.ref} holds {col.kind} values, not a scalar curve{hint}.")
-        if col.kind == TEXT:
+        kind = self.hist.kind(key)
+        if numeric and kind in (HISTOGRAM, MEDIA):
+            hint = " (plot_grad_histograms draws histograms)" if kind == HISTOGRAM else ""
+            raise LensError(f"{key!r} in run {self.info.ref} holds {kind} values, not a scalar curve{hint}.")
+        if kind == TEXT:
+            col = self.hist.columns[key]
             ex = str(col.values[0])[:40] if len(col.values) else ""
             raise LensError(f"{key!r} in run {self.info.ref} holds text values (e.g. {ex!r}), not numbers: "
                             "no curve to judge.")
 
     def xs(self, metric: str, axis: str):
         """x values of `metric` on `axis` (rows where both were logged), or None."""
-        if axis not in self.hist.columns or self.hist.columns[axis].kind != NUMERIC:
+        if axis not in self.hist.columns or self.hist.kind(axis) != NUMERIC:
             return None
         k = (metric, axis)
         if k not in self._xs:
@@ -62,8 +64,7 @@ class RunData:
 
     def axis(self, metric: str, step_key: str | None) -> dict:
         if step_key:
-            col = self.hist.columns.get(step_key)
-            if col is None or col.kind != NUMERIC:
+            if step_key not in self.hist.columns or self.hist.kind(step_key) != NUMERIC:
                 pool = [c["key"] for c in self.candidates()] + self.numeric_keys()
                 raise LensError(suggest("step_key", step_key, pool, where=f" in run {self.info.ref}"))
         return SA.choose(metric, self.candidates(), self.info.metrics, step_key, lambda a: self.xs(metric, a))
@@ -74,11 +75,10 @@ class RunData:
         return x, y
 
     def is_histogram(self, key: str) -> bool:
-        col = self.hist.columns.get(key)
-        return col is not None and col.kind == HISTOGRAM
+        return key in self.hist.columns and self.hist.kind(key) == HISTOGRAM
 
     def histogram_keys(self, prefix: str | None = None) -> list[str]:
-        return [k for k, c in self.hist.columns.items() if c.kind == HISTOGRAM and (prefix is None or k.startswith(prefix))]
+        return [k for k in self.hist.keys(HISTOGRAM) if prefix is None or k.startswith(prefix)]
 
     def layers(self, keys: list[str]) -> dict:
         out = {}

@@ -284,7 +284,7 @@ def _merge(first: list[str], rest: list[str], cap: int = 6) -> list[str]:
 def describe(app, run: str) -> dict:
     """The describe_run answer (also served as the wandb-lens://runs/{project}/{run_id} resource)."""
     from ..analysis.history_stats import numeric_stats
-    from ..analysis.step_axis import candidates
+    from ..analysis.step_axis import candidates_from
     from ..sources.history import NUMERIC
 
     info = app.runs.get_run(run)
@@ -293,20 +293,21 @@ def describe(app, run: str) -> dict:
         return _describe_out(info, index["rows"], index["keys"], _index_candidates(index, info), index["note"])
     hist = app.runs.history(info)
     keys: dict[str, dict] = {}
-    numeric_values = {}
-    for key, col in hist.columns.items():
+    for key in hist.columns:  # one column at a time: a lazy history reads each, then drops it
         if key in ("_runtime", "_timestamp"):
             continue
-        if col.kind == NUMERIC:
+        if hist.kind(key) == NUMERIC:
             steps, values = hist.numeric(key)
-            numeric_values[key] = values
             keys[key] = numeric_stats(steps, values)
+            hist.facts(key)  # while the column is at hand
         else:
+            col = hist.columns[key]
             steps = hist.steps[col.rows]
             keys[key] = {"n": int(len(col.rows)), "kind": col.kind}
             if len(steps):
                 keys[key]["steps"] = [int(steps[0]), int(steps[-1])]
-    out = _describe_out(info, hist.n_rows, keys, candidates(numeric_values, info.metrics),
+    facts = hist.all_facts([k for k in keys if hist.kind(k) == NUMERIC])  # computed above as columns were read
+    out = _describe_out(info, hist.n_rows, keys, candidates_from(facts, info.metrics),
                         history_damage=hist.damage)
     if getattr(hist, "join_notes", None) and "resumed" in out:
         out["resumed"]["steps"] = hist.join_notes

@@ -32,8 +32,8 @@ def _series(app, info, hist) -> dict:
         return {}
     ts = np.full(hist.n_rows, np.nan)
     ts[tcol.rows] = np.asarray(tcol.values, dtype=np.float64)
-    return {k: (ts[c.rows], np.asarray(c.values, dtype=np.float64)) for k, c in hist.columns.items()
-            if k.startswith(SYSTEM_PREFIX) and c.kind == NUMERIC}
+    return {k: (ts[c.rows], np.asarray(c.values, dtype=np.float64))
+            for k, c in ((k, hist.columns[k]) for k in hist.keys(NUMERIC) if k.startswith(SYSTEM_PREFIX))}
 
 
 def register(server, app) -> None:

@@ -38,6 +38,9 @@ class HistoryBuilder:
     """
 
     def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()  # a batch is added whole, or not yet, when `snapshot` looks
         self.n_records = 0
         self.steps: list[np.ndarray] = []
         self.dropped: list[np.ndarray] = []
@@ -57,9 +60,18 @@ class HistoryBuilder:
 
     def flush(self) -> None:
         if self._pending:
-            self._batch(self._pending)
+            with self._lock:
+                self._batch(self._pending)
             self._pending = []
             self._pending_bytes = 0
+
+    def snapshot(self) -> History:
+        """The rows of the batches added so far, as a History (another thread may be adding more:
+        the budget's partial answer). The builder goes on as before."""
+        with self._lock:
+            steps, dropped = list(self.steps), list(self.dropped)
+            parts = {k: list(v) for k, v in self.parts.items()}
+        return _assemble(steps, dropped, parts)
 
     def _batch(self, records: list[bytes]) -> None:
         from . import item_walk
@@ -127,42 +139,48 @@ class HistoryBuilder:
 
     def finish(self) -> History:
         self.flush()
-        dropped_mask = np.concatenate(self.dropped) if self.dropped else np.zeros(0, dtype=bool)
-        step_nums = np.concatenate(self.steps) if self.steps else np.zeros(0, dtype=np.int64)
-        row_of = np.cumsum(~dropped_mask) - 1
-        columns: dict[str, Column] = {}
-        for key, parts in self.parts.items():
-            row_idx = row_of[np.concatenate([p[0] for p in parts])]
-            if all(p[2] is None for p in parts):
-                columns[key] = Column(NUMERIC, row_idx, np.concatenate([p[1] for p in parts]))
-            elif all(p[1] is None for p in parts):
-                columns[key] = _text_column(row_idx, [t for p in parts for t in p[2]])
-            else:  # numbers in some batches, texts in others: one column, read as before
-                try:
-                    columns[key] = Column(NUMERIC, row_idx, np.concatenate(
-                        [p[1] if p[2] is None else np.array(p[2], dtype=np.float64) for p in parts]))
-                    continue
-                except ValueError:
-                    pass
-                values: list = []
-                for _, nums, txts in parts:
-                    values.extend(_json_number(x) for x in nums.tolist()) if txts is None else values.extend(_loads_list(txts))
-                columns[key] = _column(row_idx, values)
-        self.parts = {}
-        live = ~dropped_mask
-        steps = step_nums[live].astype(np.int64)
-        n_rows = int(live.sum())
-        step_col = columns.get("_step")
-        if step_col is not None and step_col.kind == NUMERIC:
-            ok = np.isfinite(step_col.values) & (np.abs(step_col.values) < 2**62)
-            steps[step_col.rows[ok]] = step_col.values[ok].astype(np.int64)
-        columns["_step"] = Column(NUMERIC, np.arange(n_rows, dtype=np.int64), steps.astype(np.float64))
-        split_object_columns(columns, TEXT, _column)  # wandb < 0.18 wrote nested dicts as one value
-        _group_histograms(columns)
-        _stringify_text(columns)
-        dropped = int(dropped_mask.sum())
-        damage = [f"{dropped} history record(s) passed their CRC but could not be decoded: left out"] if dropped else []
-        return History(steps, columns, damage)
+        with self._lock:
+            parts, self.parts = self.parts, {}
+            return _assemble(self.steps, self.dropped, parts)
+
+
+def _assemble(steps_parts: list, dropped_parts: list, by_key: dict[str, list]) -> History:
+    """A History from a builder's batches (reads its arguments, never changes them)."""
+    dropped_mask = np.concatenate(dropped_parts) if dropped_parts else np.zeros(0, dtype=bool)
+    step_nums = np.concatenate(steps_parts) if steps_parts else np.zeros(0, dtype=np.int64)
+    row_of = np.cumsum(~dropped_mask) - 1
+    columns: dict[str, Column] = {}
+    for key, parts in by_key.items():
+        row_idx = row_of[np.concatenate([p[0] for p in parts])]
+        if all(p[2] is None for p in parts):
+            columns[key] = Column(NUMERIC, row_idx, np.concatenate([p[1] for p in parts]))
+        elif all(p[1] is None for p in parts):
+            columns[key] = _text_column(row_idx, [t for p in parts for t in p[2]])
+        else:  # numbers in some batches, texts in others: one column, read as before
+            try:
+                columns[key] = Column(NUMERIC, row_idx, np.concatenate(
+                    [p[1] if p[2] is None else np.array(p[2], dtype=np.float64) for p in parts]))
+                continue
+            except ValueError:
+                pass
+            values: list = []
+            for _, nums, txts in parts:
+                values.extend(_json_number(x) for x in nums.tolist()) if txts is None else values.extend(_loads_list(txts))
+            columns[key] = _column(row_idx, values)
+    live = ~dropped_mask
+    steps = step_nums[live].astype(np.int64)
+    n_rows = int(live.sum())
+    step_col = columns.get("_step")
+    if step_col is not None and step_col.kind == NUMERIC:
+        ok = np.isfinite(step_col.values) & (np.abs(step_col.values) < 2**62)
+        steps[step_col.rows[ok]] = step_col.values[ok].astype(np.int64)
+    columns["_step"] = Column(NUMERIC, np.arange(n_rows, dtype=np.int64), steps.astype(np.float64))
+    split_object_columns(columns, TEXT, _column)  # wandb < 0.18 wrote nested dicts as one value
+    _group_histograms(columns)
+    _stringify_text(columns)
+    dropped = int(dropped_mask.sum())
+    damage = [f"{dropped} history record(s) passed their CRC but could not be decoded: left out"] if dropped else []
+    return History(steps, columns, damage)
 
 
 def _kid(names: dict[str, int], key: str | None) -> int:

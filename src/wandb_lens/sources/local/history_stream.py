@@ -28,8 +28,36 @@ log = logging.getLogger("wandb_lens.local")
 MIN_BYTES = 64 << 20  # smaller logs decode in memory at once (a second or so): see source._load_history
 
 
+class Prefix:
+    """Where the rows decoded so far from the start of the log are (the first half's builder and
+    spilled chunks), so a call whose budget runs out can answer from them (`snapshot`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.builder = None
+        self.spill = None
+
+    def follow(self, builder, spill) -> None:
+        self.builder, self.spill = builder, spill
+
+    def snapshot(self) -> History | None:
+        """The rows so far (spilled chunks, then the chunk being built), or None when none can be read."""
+        from ..history_writer import read_parts
+
+        with self.lock:
+            parts = list(self.spill.parts) if self.spill is not None else []
+            try:
+                done = read_parts(parts) if parts else None
+            except Exception:  # the decode ended meanwhile and its spill folder is gone: wait on
+                return None
+            current = self.builder.snapshot() if self.builder is not None else None
+        if done is None or current is None:
+            return done or current
+        return done.append(current)
+
+
 def decode_to_cache(log_file, path: Path, st, pq_path: Path, meta_key: bytes, label: str, total_mb: float,
-                    make_meta: Callable[[int, bool], dict]):
+                    make_meta: Callable[[int, bool], dict], prefix: Prefix | None = None):
     """(History, RangeResult) of the whole log, its cache written on the way; None when not even a
     spill folder could be made (the caller decodes in memory). `make_meta(end_offset, damaged)`
     gives the metadata stored with the cache."""
@@ -42,9 +70,10 @@ def decode_to_cache(log_file, path: Path, st, pq_path: Path, meta_key: bytes, la
             return None
         mid = parallel_decode.split_point(st.st_size)
         if mid is not None:
-            result = parallel_decode.decode_split(log_file, path, st, mid, label, total_mb, spill_dir)
+            result = parallel_decode.decode_split(log_file, path, st, mid, label, total_mb, spill_dir, prefix)
         else:
-            result = parallel_decode.decode_range(log_file, HEADER.size, None, label, total_mb, first, share=1.0)
+            result = parallel_decode.decode_range(log_file, HEADER.size, None, label, total_mb, first, share=1.0,
+                                                  prefix=prefix)
         meta = make_meta(result.end_offset, bool(result.damage))
         try:
             write_parts(result.parts, pq_path, meta_key, meta)
@@ -57,10 +86,10 @@ def decode_to_cache(log_file, path: Path, st, pq_path: Path, meta_key: bytes, la
 
 
 def _read_back(pq_path: Path, meta_key: bytes, result) -> History:
-    from ..history import from_arrow, read_cached
+    from ..history import open_cached
 
-    hit = read_cached(pq_path, meta_key)
-    return from_arrow(hit[0]) if hit is not None else read_parts(result.parts)
+    hit = open_cached(pq_path, meta_key)  # lazy: the columns a tool asks for are read, one at a time
+    return hit[0] if hit is not None else read_parts(result.parts)
 
 
 def _attach(hist: History, meta: dict) -> History:

@@ -75,12 +75,13 @@ class LogFile:
 
 
 def decode_range(data, start: int, stop: int | None, label: str = "", total: float = 0.0,
-                 spill=None, share: float = 2.0) -> RangeResult:
+                 spill=None, share: float = 2.0, prefix=None) -> RangeResult:
     """History records whose first chunk lies in [start, stop), decoded from `data` (bytes, a
     mapping, or a `LogFile`). With `spill` (a `history_writer.Spill`) the rows go there a chunk
     at a time (CHUNK_BYTES of records) and the result's `parts` name them, so memory stays flat
     whatever the log's size. A log cut while it is read answers the rows before the cut and says
-    so in the History's damage."""
+    so in the History's damage. `prefix` (a `history_stream.Prefix`) is kept told where the rows
+    decoded so far are, for an answer before the decode ends."""
     from ... import progress
     from .history_decode import HistoryBuilder
     from .run_file import _HISTORY_TAG, _record_tag
@@ -90,6 +91,8 @@ def decode_range(data, start: int, stop: int | None, label: str = "", total: flo
     else:
         framing = Framing(data, start=start, stop=stop)
     builder = HistoryBuilder()
+    if prefix is not None:
+        prefix.follow(builder, spill)
     listening = bool(label) and progress.active()
     count = 0
     chunk = 0
@@ -98,8 +101,14 @@ def decode_range(data, start: int, stop: int | None, label: str = "", total: flo
             builder.add(rec)
             chunk += len(rec)
             if spill is not None and chunk >= CHUNK_BYTES:
-                spill.add(builder.finish())
-                builder, chunk = HistoryBuilder(), 0
+                if prefix is None:
+                    spill.add(builder.finish())
+                    builder, chunk = HistoryBuilder(), 0
+                else:
+                    with prefix.lock:  # the chunk moves from the builder to the spill as one step
+                        spill.add(builder.finish())
+                        builder, chunk = HistoryBuilder(), 0
+                        prefix.follow(builder, spill)
         count += 1
         if listening and not count & 0xFFF:
             # both halves move at about the same speed: this half's share, doubled, is the estimate
@@ -156,9 +165,10 @@ def split_point(size: int) -> int | None:
     return mid if HEADER.size < mid < size else None
 
 
-def decode_split(data, path, st, mid: int, label: str, total_mb: float, spill_dir=None) -> RangeResult:
+def decode_split(data, path, st, mid: int, label: str, total_mb: float, spill_dir=None, prefix=None) -> RangeResult:
     """The whole log's history, its second half decoded by a worker process. With `spill_dir`
-    both halves spill their rows there in chunks (`RangeResult.parts`, in row order)."""
+    both halves spill their rows there in chunks (`RangeResult.parts`, in row order). `prefix`
+    follows the first half (the rows from the start of the log)."""
     import pickle
     import subprocess
     import sys
@@ -176,7 +186,7 @@ def decode_split(data, path, st, mid: int, label: str, total_mb: float, spill_di
     second = None
     try:
         first = decode_range(data, HEADER.size, mid, label, total_mb,
-                             Spill(spill_dir, "a") if spill_dir is not None else None)
+                             Spill(spill_dir, "a") if spill_dir is not None else None, prefix=prefix)
         if proc is not None:
             out, _ = proc.communicate()
             if proc.returncode == 0:

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from ... import progress
+from ... import budget, progress
 from ...errors import LensError, suggest
 from ..base import RunInfo, no_such_run, parse_ref
 from ..history import History
@@ -94,7 +94,7 @@ class LocalRunSource:
         self._scans: dict[str, tuple[int, int, RunScan]] = {}
         self._histories: OrderedDict[str, tuple[int, int, History]] = OrderedDict()
         self._lock = threading.RLock()
-        self._history_locks: dict[str, threading.Lock] = {}
+        self._jobs: dict = {}  # path -> DecodeJob running for it
         self._scan_locks: dict[str, threading.Lock] = {}
         self._listing: tuple[float, list[Path]] | None = None
 
@@ -354,31 +354,67 @@ class LocalRunSource:
         return scan
 
     def history(self, run: RunInfo, keys: list[str] | None = None) -> History:
-        """One decode per file at a time (a second caller waits, then reads memory); the source-wide
-        lock is held only around the memory cache, so a cold decode of a big run (seconds) never
-        stalls listings or other runs' calls (HTTP: other users; stdio: the call after a cancel)."""
+        """The run's history; columns are read from the cache when a tool asks for them.
+
+        One decode per file at a time, on a thread of its own (decode_job.py) that later calls for
+        the same run wait for too; the source-wide lock is held only around the memory cache, so a
+        cold decode of a big run (seconds) never stalls listings or other runs' calls. A call whose
+        budget runs out first answers from the rows decoded so far and says so (`budget`)."""
         if run.state == "unreadable":
             return History(damage=list(run.damage))
         if run.segments:
             return resume.join_histories([(seg.location, self.history(seg)) for seg in run.segments])
         path = self._path_of(run)
         key = str(path)
-        with self._lock:
-            file_lock = self._history_locks.setdefault(key, threading.Lock())
-        with file_lock:
-            try:
-                return system.with_system(self._history_locked(path, key), path, self.roots, self.cache_dir)
-            except UnsafeFile as exc:  # swapped for a FIFO, a directory or an escaping symlink
-                raise LensError(f"Run {run.ref} cannot be read: {path.name}: {exc.reason}.") from None
+        try:
+            hist = self._history_of(path, key, run)
+            return system.with_system(hist, path, self.roots, self.cache_dir)
+        except UnsafeFile as exc:  # swapped for a FIFO, a directory or an escaping symlink
+            raise LensError(f"Run {run.ref} cannot be read: {path.name}: {exc.reason}.") from None
 
-    def _history_locked(self, path: Path, key: str) -> History:
-        st = check_regular(path, self.roots)
-        with self._lock:
-            mem = self._histories.get(key)
-            if mem and mem[0] == st.st_size and mem[1] == st.st_mtime_ns:
-                self._histories.move_to_end(key)
-                return mem[2]
-        hist = self._load_history(path, st, mem) if path.suffix == ".wandb" else self._legacy_history(path)
+    def _history_of(self, path: Path, key: str, run: RunInfo) -> History:
+        from .decode_job import Cancelled
+
+        while True:
+            st = check_regular(path, self.roots)
+            with self._lock:
+                mem = self._histories.get(key)
+                if mem and mem[0] == st.st_size and mem[1] == st.st_mtime_ns:
+                    self._histories.move_to_end(key)
+                    return mem[2]
+                if path.suffix != ".wandb":
+                    job = None
+                else:
+                    job = self._jobs.get(key)
+                    if job is None or job.finished or not job.attach():
+                        job = self._start_job(path, key, st, mem)
+                        job.attach()
+            if job is None:
+                return self._remember(key, st, self._legacy_history(path))
+            try:
+                hist, partial = job.wait()
+            except Cancelled:  # the decode this call joined was stopped for a cancelled call: again
+                continue
+            if partial:
+                budget.mark_partial(_partial_note(hist, run, st.st_size))
+            return hist
+
+    def _start_job(self, path: Path, key: str, st, mem):
+        from .decode_job import DecodeJob
+
+        def work(job: DecodeJob) -> History:
+            try:
+                return self._remember(key, st, self._load_history(path, st, mem, job))
+            finally:
+                with self._lock:
+                    if self._jobs.get(key) is job:
+                        del self._jobs[key]
+
+        job = DecodeJob(work, f"wandb-lens decode {path.name}")
+        self._jobs[key] = job
+        return job.start()
+
+    def _remember(self, key: str, st, hist: History) -> History:
         with self._lock:
             self._histories[key] = (st.st_size, st.st_mtime_ns, hist)
             while len(self._histories) > 8:
@@ -431,11 +467,11 @@ class LocalRunSource:
 
         return decode_history(legacy.scan_legacy(path.parent, self.roots)[1])
 
-    def _load_history(self, path: Path, st, mem) -> History:
+    def _load_history(self, path: Path, st, mem, job=None) -> History:
 
         from . import history_stream, parallel_decode, run_file
         from .history_decode import HistoryBuilder
-        from ..history import from_arrow, read_cached, write_cached
+        from ..history import open_cached, write_cached
 
         pq_path = self.cache_dir / "history" / f"{self._cache_name(path)}.parquet"
         base: History | None = None
@@ -443,12 +479,12 @@ class LocalRunSource:
         if mem is not None and mem[0] <= st.st_size:
             base, meta = mem[2], getattr(mem[2], "_meta", {})
         else:
-            hit = read_cached(pq_path, b"wandb_lens")
+            hit = open_cached(pq_path, b"wandb_lens")  # lazy: columns are read when a tool asks
             if hit is not None:
-                table, meta = hit
+                cached, meta = hit
                 if (meta.get("path") == str(path) and meta.get("size", 1 << 62) <= st.st_size
                         and meta.get("decoder") == DECODER_VERSION):
-                    base = from_arrow(table)
+                    base = cached
         with open_regular(path, self.roots) as f:
             st = f.stat
             if base is not None and not same_prefix(f, meta.get("end_offset", -1), meta.get("fp")):
@@ -465,21 +501,27 @@ class LocalRunSource:
             progress.report(0, mb, f"decoding {path.name}: 0 of {mb:,.1f} MB")
             data = f.map()
             try:
+                prefix = history_stream.Prefix()
+                if job is not None:  # the rows decoded so far, for a call whose budget runs out
+                    job.snapshot = lambda: _after(base, prefix.snapshot())
                 if not offset and st.st_size >= history_stream.MIN_BYTES:  # big and cold: streamed to the cache
                     log_file = parallel_decode.LogFile.of(f.fd, st.st_size)
                     streamed = history_stream.decode_to_cache(
                         log_file, path, st, pq_path, b"wandb_lens", f"decoding {path.name}", mb,
-                        lambda end, damaged: _history_meta(path, st, end, damaged, prefix_fingerprint(data, end)))
+                        lambda end, damaged: _history_meta(path, st, end, damaged, prefix_fingerprint(data, end)),
+                        prefix)
                     if streamed is not None:
                         progress.report(mb, mb, f"decoded {path.name}: {mb:,.1f} MB")
                         return streamed[0]
                 mid = parallel_decode.split_point(st.st_size) if not offset else None
                 if mid is not None:  # a big cold log: two processes, split at a block boundary
-                    scan = parallel_decode.decode_split(data, path, st, mid, f"decoding {path.name}", mb)
+                    scan = parallel_decode.decode_split(data, path, st, mid, f"decoding {path.name}", mb,
+                                                        prefix=prefix)
                     new = scan.history
                 else:
                     start = RunScan(end_offset=offset) if offset else None
                     builder = HistoryBuilder()
+                    prefix.follow(builder, None)
                     scan, _ = run_file.scan(data, previous=start, want_summary=False, history_sink=builder.add,
                                             label=f"decoding {path.name}")
                     new = builder.finish()
@@ -495,7 +537,17 @@ class LocalRunSource:
             write_cached(hist, pq_path, b"wandb_lens", meta)
         except OSError as exc:  # a read-only cache must not stop the answer
             log.warning("could not write history cache %s: %s", pq_path, exc)
-        return hist
+            return hist
+        # kept in memory as lazy columns over the file just written: tools read the few they need
+        lazy = open_cached(pq_path, b"wandb_lens")
+        if lazy is None or lazy[0].n_rows != hist.n_rows:
+            return hist
+        lazy[0]._meta = meta
+        return lazy[0]
+
+
+def _after(base: History | None, new: History | None) -> History | None:
+    return new if base is None or new is None else base.append(new)
 
 
 def _history_meta(path: Path, st, end_offset: int, damaged: bool, fp) -> dict:
@@ -518,3 +570,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         log.warning("could not write cache %s: %s", path, exc)
+
+
+def _partial_note(hist: History, run: RunInfo, size: int) -> dict:
+    """What a partial answer covers, why, and that the next call is whole."""
+    steps = hist.steps
+    note: dict = {"rows": hist.n_rows, "of_rows": run.history_rows,
+                  "steps": [int(steps[0]), int(steps[-1])] if len(steps) else None, "of_last_step": run.last_step,
+                  "why": f"the first decode of this run's {size / 1e6:,.0f} MB log was still running when the "
+                         f"call's {budget.seconds():g} s budget (WANDB_LENS_CALL_BUDGET_S) ran out",
+                  "next": "the decode goes on in the background: the next call answers from the whole run"}
+    return {k: v for k, v in note.items() if v is not None}

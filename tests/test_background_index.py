@@ -90,10 +90,10 @@ def test_listing_never_waits_for_a_history_decode(tmp_path, demo_dir, demo_ids, 
     started, release = threading.Event(), threading.Event()
     real = local_source.LocalRunSource._load_history
 
-    def held(self, path, st, mem):
+    def held(self, path, st, mem, *job):
         started.set()
         release.wait(30)
-        return real(self, path, st, mem)
+        return real(self, path, st, mem, *job)
 
     monkeypatch.setattr(local_source.LocalRunSource, "_load_history", held)
     decoding = threading.Thread(target=lambda: src.history(run))

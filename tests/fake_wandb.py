@@ -8,7 +8,8 @@ HTTP 500s, slowness, deleted runs, rejected filters.
 Operations served: Viewer / GetViewer / GetDefaultEntity (auth), GetProjects, Runs (filters,
 order, cursor paging, runCount), Run, RunHistoryKeys, RunSampledHistory, RunFullHistory
 (history / events = system metrics), RunParquetHistory (+ GET of the parquet export),
-HistoryPage (wandb-core's scan without the export), RunFiles, GetSweep / GetSweeps.
+HistoryPage (wandb-core's scan without the export), RunFiles, GetSweep / GetSweeps, and the
+artifact / registry queries of tests/fake_wandb_artifacts.py (`fake.artifacts`).
 """
 
 from __future__ import annotations
@@ -161,6 +162,9 @@ class FakeWandb:
         self.ranges = True  # honour HTTP Range on run file downloads (else send the whole file)
         self.file_url = ""  # run file URLs start here instead of the fake's own /files/run/ (hostile servers)
         self.sweeps: dict[tuple, dict] = {}  # (entity, project, sweep id) -> the sweep's fields (add_sweep)
+        from fake_wandb_artifacts import ArtifactStore
+
+        self.artifacts = ArtifactStore()
         self.server: ThreadingHTTPServer | None = None
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -417,6 +421,10 @@ def _resolve(fake: FakeWandb, op: str, query: str, v: dict, user: str, key: str)
                            "isBenchmark": False, "user": None}} for n, c in sorted(names.items())]
         return {"models": {"pageInfo": {"__typename": "PageInfo", "endCursor": None, "hasNextPage": False},
                            "edges": edges}}
+    from fake_wandb_artifacts import OPS as ARTIFACT_OPS
+
+    if op in ARTIFACT_OPS:
+        return fake.artifacts.resolve(fake, op, v)
     entity, project = v.get("entity"), v.get("project")
     if not fake.project_exists(entity, project) or not any(_visible(r, key) for r in fake.runs
                                                             if r.entity == entity and r.project == project):

@@ -7,6 +7,9 @@ from ..errors import LensError, suggest
 from . import _base
 
 MAX_ROWS = 20
+LOGGED_COLS = ["name", "version", "type", "bytes", "files", "aliases", "digest"]
+USED_COLS = ["name", "type", "produced_by"]
+COLLECTION_COLS = ["name", "type", "versions", "latest", "bytes", "aliases", "produced_by", "used_by"]
 
 
 def _catalog(app, project: str):
@@ -32,6 +35,8 @@ def register(server, app) -> None:
     def artifacts(run: str | None = None, project: str | None = None, name: str | None = None) -> dict:
         from ..sources.local.artifacts import files_state, resolve
 
+        if getattr(app.runs, "kind", "") == "cloud":
+            return _cloud(app, run, project, name)
         if run is not None:
             info = app.runs.get_run(run)
             project = info.project
@@ -49,7 +54,7 @@ def register(server, app) -> None:
             logged, used = cat.by_run.get(info.id, ([], []))
             out = {"run": info.ref, "name": info.name}
             if logged:
-                out["logged"] = {"cols": ["name", "version", "type", "bytes", "files", "aliases", "digest"],
+                out["logged"] = {"cols": LOGGED_COLS,
                                  "rows": [[a.name, a.version, a.type, a.size, a.files, a.aliases, a.digest[:12]]
                                           for a in logged[:MAX_ROWS]], "total": len(logged)}
             if used:
@@ -57,7 +62,7 @@ def register(server, app) -> None:
                 for u in used[:MAX_ROWS]:
                     v = resolve(cat, u.name)
                     rows.append([u.name, u.type, names.get(v.run_id, v.run_id) if v else "not in these logs"])
-                out["used"] = {"cols": ["name", "type", "produced_by"], "rows": rows, "total": len(used)}
+                out["used"] = {"cols": USED_COLS, "rows": rows, "total": len(used)}
             if not logged and not used:
                 out["artifacts"] = "none: this run logged and used no artifacts"
             return {**out, **_scope(cat)}
@@ -84,8 +89,7 @@ def register(server, app) -> None:
             rows.append([cname, last.type, len(seq), last.version, last.size, last.aliases, producers[:3], users[:3]])
         unknown = sorted(set(cat.used) - set(cat.versions))
         out = {"project": project,
-               "collections": {"cols": ["name", "type", "versions", "latest", "bytes", "aliases", "produced_by",
-                                        "used_by"], "rows": rows[:MAX_ROWS], "total": len(rows)}}
+               "collections": {"cols": COLLECTION_COLS, "rows": rows[:MAX_ROWS], "total": len(rows)}}
         if unknown:
             out["used_not_logged_here"] = unknown[:10]
         if not rows and not unknown:
@@ -94,4 +98,60 @@ def register(server, app) -> None:
 
     _base.add(server, artifacts,
               "Artifacts: a run's logged/used ones, a project's collections (versions, aliases, size, producer, "
-              "consumers), or one collection's versions (name).")
+              "consumers), or one collection's versions (name). Cloud: project may be a wandb-registry-<name>.")
+
+
+def _cloud(app, run: str | None, project: str | None, name: str | None) -> dict:
+    """The same answer from W&B (sources/cloud/artifacts.py): versions, aliases and lineage as W&B states them."""
+    from ..sources.cloud import artifacts as CA
+
+    src = app.runs
+    if run is not None:
+        info = src.get_run(run)
+        got = CA.run_artifacts(src, info, MAX_ROWS)
+        (logged, n_logged), (used, n_used) = got["logged"], got["used"]
+        out = {"run": info.ref, "name": info.name}
+        if logged:
+            out["logged"] = {"cols": LOGGED_COLS, "rows": [[v.name, v.version, v.type, v.size, v.files, v.aliases,
+                                                            v.digest[:12]] for v in sorted(logged, key=lambda v: (v.name, _num(v.version)))],
+                             "total": n_logged}
+        home = f"{info.entity}/{info.project}"
+        if used:
+            out["used"] = {"cols": USED_COLS, "rows": [[(v.name if v.where == home else f"{v.where}/{v.name}")
+                                                        + f":{v.version}", v.type, v.produced_by] for v in used],
+                           "total": n_used}
+        if not logged and not used:
+            out["artifacts"] = "none: this run logged and used no artifacts"
+        return out
+    project = project or src.project
+    if project is None:
+        names = src.projects()
+        try:
+            names += CA.registries(src)
+        except LensError:
+            pass
+        raise LensError(f"Name a run or a project. Projects and registries ({len(names)}): {', '.join(names[:10])}.")
+    if name is not None:
+        got = CA.collection_versions(src, project, name, MAX_ROWS)
+        rows = [{"version": v.version, "aliases": v.aliases, "digest": v.digest[:12], "bytes": v.size, "files": v.files,
+                 "produced_by": v.produced_by, "used_by": v.used_by[:10],
+                 "metadata": {k: short(x) for k, x in list(v.metadata.items())[:6]}, "files_on_disk": v.files_state}
+                for v in reversed(got["versions"])]  # oldest first, as the local answer
+        return {"project": project, "artifact": name.rsplit("/", 1)[-1].split(":")[0], "type": got["type"],
+                "versions_total": got["total"], "versions": rows}
+    got = CA.project_collections(src, project, MAX_ROWS)
+    rows = []
+    for c in got["rows"]:
+        v = c.latest
+        rows.append([c.name, c.type, c.versions, v.version if v else None, v.size if v else None,
+                     v.aliases if v else [], [v.produced_by] if v and v.produced_by else [], v.used_by[:3] if v else []])
+    out = {"project": project, "collections": {"cols": COLLECTION_COLS, "rows": rows, "total": got["total"]}}
+    if rows:
+        out["lineage_note"] = "bytes, aliases, produced_by, used_by: of each collection's latest version"
+    else:
+        out["collections"] = "none: no artifact collections in this project"
+    return out
+
+
+def _num(version: str) -> int:
+    return int(version[1:]) if version[1:].isdigit() else -1

@@ -31,6 +31,9 @@ def test_unknown_group_and_metric(xlens):
 def test_sweep_by_id(xlens):
     """The demo sweep's runs record the agent's sweep id (RunRecord.sweep_id), kept in the run index."""
     from wandb_lens.demo_extras import SWEEP_ID
+    from wandb_lens.tour import STEPS
+
+    assert any(args.get("sweep") == SWEEP_ID for _, tool, args in STEPS if tool == "sweep_analysis")  # the tour's
 
     r0 = xlens("sweep_analysis", sweep=SWEEP_ID)
     assert not r0.is_error, r0.text

@@ -25,7 +25,7 @@ STEPS: list[tuple[str, str, dict]] = [
     ("Is my GPU starved?", "system_health", {"run": f"{DEMO}/input-bound-gpu"}),
     ("Is memory leaking?", "system_health", {"run": f"{DEMO}/leaky-memory"}),
     ("Which dataset version did the model use?", "artifacts", {"run": f"{DEMO}/train-on-digits"}),
-    ("Which hyperparameters matter?", "sweep_analysis", {"project": "lens-sweep", "group": "sweep-lr-wd"}),
+    ("Which hyperparameters matter in this sweep?", "sweep_analysis", {"project": "lens-sweep", "sweep": "q7lrwd2x"}),
 ]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -147,9 +146,10 @@ def test_a_helper_process_indexes_half_of_a_cold_listing(demo_dir, extras_dir, t
     monkeypatch.setattr(index_pool, "MIN_FILES", 2)
     real_scan = LocalRunSource._scan
 
-    def slow_scan(self, path, st):  # this process only: the helper starts (~1 s) while it is still at it
-        if not (self.cache_dir / "index" / f"{self._cache_name(path)}.json").exists():
-            time.sleep(0.3)
+    def slow_scan(self, path, st):  # this process only: it waits for the helper's first index (~1 s to start)
+        helper = helpers[-1]
+        with helper._cond:
+            helper._cond.wait_for(lambda: helper.done or not helper.alive, timeout=60)
         return real_scan(self, path, st)
 
     monkeypatch.setattr(LocalRunSource, "_scan", slow_scan)

@@ -3,13 +3,15 @@
 
     python benchmarks/bench_scale.py [--grid 10k:5,100k:50,1m:50]     # or SCALE_GRID=... make bench
     (default grid: 10k:5,10k:50,100k:5,100k:50; the full grid is 10k,100k,1m,10m x 5,50,200)
+    SCALE_TOOLS=0 ... : floors, index and decode only (no tool calls)
 
 Per cell:
 - floors: raw read of the file (16 MB reads), framing alone (chunks + CRC into records),
   protobuf parse alone (framing + `Record.FromString` of every record), on one core and on two
   (the file split in two halves at a block boundary, one process each);
-- decode: a new process indexes the run (metadata, config, final summary) and decodes its history
-  into a fresh cache: seconds, MB/s and peak RSS of the largest process;
+- index: a new process indexes the run (metadata, config, final summary): seconds and peak RSS;
+- decode: another new process (index from that cache) decodes the history into a fresh cache:
+  seconds, MB/s and peak RSS of the largest process (this one or the decode's worker);
 - tools: `wandb-lens call` in a new process (so about 1 s of start-up and imports is in every
   figure): describe_run, diagnose_run, plot_overview cold (fresh cache) and cached (second call).
 Logs are written once under benchmarks/out/scale/ and reused.
@@ -76,15 +78,26 @@ else:
 print(json.dumps({"s": time.perf_counter() - t}))
 """
 
+_INDEX = r"""
+import json, resource, sys, time
+from wandb_lens.sources.local.source import LocalRunSource
+src = LocalRunSource([sys.argv[1]], cache_dir=sys.argv[2])
+t = time.perf_counter(); src.get_run(sys.argv[3]); t_index = time.perf_counter() - t
+rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({"index_s": t_index, "rss_mb": rss / 1024}))
+"""
+
+# the index is read from the cache the _INDEX process wrote: the peak RSS is the decode's (both processes)
 _DECODE = r"""
 import json, resource, sys, time
 import numpy, pyarrow.compute, pyarrow.parquet, wandb.proto.wandb_internal_pb2  # imports are not the decode
 from wandb_lens.sources.local.source import LocalRunSource
 src = LocalRunSource([sys.argv[1]], cache_dir=sys.argv[2])
-t = time.perf_counter(); info = src.get_run(sys.argv[3]); t_index = time.perf_counter() - t
+info = src.get_run(sys.argv[3])
 t = time.perf_counter(); hist = src.history(info); t_decode = time.perf_counter() - t
-rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(json.dumps({"index_s": t_index, "decode_s": t_decode, "rows": hist.n_rows, "rss_mb": rss / 1024}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+rss = max(usage.ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({"decode_s": t_decode, "rows": hist.n_rows, "rss_mb": rss / 1024}))
 """
 
 
@@ -129,34 +142,43 @@ def measure(work: Path, steps: int, metrics: int) -> dict:
     runs = path.parent.parent
     size_mb = path.stat().st_size / 1e6
     row: dict = {"cell": f"{steps:,} x {metrics}", "size_mb": size_mb, **floors(path)}
-    cache = work / "scale" / "cache"
+    cache = work / "scale_cache"  # not under scale/: that folder may be shared (a symlink) with others
     shutil.rmtree(cache, ignore_errors=True)
+    idx = _py(_INDEX, str(runs), str(cache), "synth0001")
     dec = _py(_DECODE, str(runs), str(cache), "synth0001")
-    row.update(index_s=dec["index_s"], decode_s=dec["decode_s"], decode_rss=dec["rss_mb"])
+    row.update(index_s=idx["index_s"], index_rss=idx["rss_mb"], decode_s=dec["decode_s"], decode_rss=dec["rss_mb"])
     for tool, args in (("describe_run", {"run": "synth0001"}), ("diagnose_run", {"run": "synth0001"}),
                        ("plot_overview", {"run": "synth0001"})):
+        if os.environ.get("SCALE_TOOLS", "1") == "0":  # the decode alone (tool calls cold at 1M+ take minutes)
+            break
         shutil.rmtree(cache, ignore_errors=True)
         row[f"{tool}_cold"], row[f"{tool}_rss"] = _call(tool, args, runs, cache)
         row[f"{tool}_cached"], _ = _call(tool, args, runs, cache)
     return row
 
 
-HEAD = ("| steps x metrics | log | raw read | framing | protobuf parse 1 core / 2 | index | decode (MB/s) "
-        "| decode / parse floor | peak RSS decode | describe cold / cached | diagnose cold / cached "
+HEAD = ("| steps x metrics | log | raw read | framing | protobuf parse 1 core / 2 | index (peak RSS) | decode (MB/s) "
+        "| decode / parse floor 1 core / 2 | peak RSS decode | describe cold / cached | diagnose cold / cached "
         "| plot_overview cold / cached | peak RSS tool |")
+
+
+def _pair(r: dict, tool: str) -> str:
+    if f"{tool}_cold" not in r:
+        return "-"
+    return f"{r[f'{tool}_cold']:.2f} / {r[f'{tool}_cached']:.2f} s"
 
 
 def table(rows: list[dict], skipped: list[str]) -> str:
     lines = [HEAD, "|" + "---|" * (HEAD.count("|") - 1)]
     for r in rows:
+        tool_rss = [r[k] for k in ("describe_run_rss", "diagnose_run_rss", "plot_overview_rss") if k in r]
         lines.append(
             f"| {r['cell']} | {r['size_mb']:,.0f} MB | {r['read']:.2f} s | {r['framing']:.2f} s "
-            f"| {r['parse1']:.2f} / {r['parse2']:.2f} s | {r['index_s']:.2f} s "
-            f"| {r['decode_s']:.2f} s ({r['size_mb'] / r['decode_s']:,.0f}) | {r['decode_s'] / r['parse1']:.2f}x "
-            f"| {r['decode_rss']:,.0f} MB | {r['describe_run_cold']:.2f} / {r['describe_run_cached']:.2f} s "
-            f"| {r['diagnose_run_cold']:.2f} / {r['diagnose_run_cached']:.2f} s "
-            f"| {r['plot_overview_cold']:.2f} / {r['plot_overview_cached']:.2f} s "
-            f"| {max(r['describe_run_rss'], r['diagnose_run_rss'], r['plot_overview_rss']):,.0f} MB |")
+            f"| {r['parse1']:.2f} / {r['parse2']:.2f} s | {r['index_s']:.2f} s ({r['index_rss']:,.0f} MB) "
+            f"| {r['decode_s']:.2f} s ({r['size_mb'] / r['decode_s']:,.0f}) "
+            f"| {r['decode_s'] / r['parse1']:.2f}x / {r['decode_s'] / r['parse2']:.2f}x "
+            f"| {r['decode_rss']:,.0f} MB | {_pair(r, 'describe_run')} | {_pair(r, 'diagnose_run')} "
+            f"| {_pair(r, 'plot_overview')} | {f'{max(tool_rss):,.0f} MB' if tool_rss else '-'} |")
     if skipped:
         lines.append(f"\nNot run: {', '.join(skipped)}.")
     return "\n".join(lines)

@@ -356,3 +356,28 @@ def test_log_cut_during_a_streamed_decode(mixed_run, streamed, tmp_path, monkeyp
     again = src.history(src.get_run(run.id))
     assert not again.damage
     _same_history(again, want)
+
+
+def test_streamed_decode_finds_the_system_metrics_in_the_same_scan(extras_dir, streamed, tmp_path, monkeypatch):
+    """The decode's own scan keeps the `stats` records (both halves): the system metrics answer
+    from them (cached), with no second pass over the log, and equal a separate read of the log."""
+    from wandb_lens.sources.local import records, system
+    from wandb_lens.sources.local.source import LocalRunSource
+
+    src = LocalRunSource([extras_dir / "wandb"], cache_dir=tmp_path / "cache")
+    runs = src.list_runs()
+    want = {r.id: system._series(src._path_of(r), src.roots) for r in runs}
+    assert sum(bool(v) for v in want.values()) >= 2  # runs with system metrics among them
+    records._cache.clear()
+
+    def no_second_pass(*a, **kw):
+        raise AssertionError("the log was read again for its system metrics")
+
+    monkeypatch.setattr(records, "read", no_second_pass)
+    for run in runs:
+        hist = src.history(run)
+        got = src.system_series(run)
+        assert list(got) == list(want[run.id]), run.name
+        for key, (t, v) in want[run.id].items():
+            assert np.array_equal(got[key][0], t) and np.array_equal(got[key][1], v, equal_nan=True), key
+        assert set(want[run.id]) <= set(hist.columns)

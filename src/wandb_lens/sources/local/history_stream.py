@@ -57,10 +57,12 @@ class Prefix:
 
 
 def decode_to_cache(log_file, path: Path, st, pq_path: Path, meta_key: bytes, label: str, total_mb: float,
-                    make_meta: Callable[[int, bool], dict], prefix: Prefix | None = None):
+                    make_meta: Callable[[int, bool], dict], prefix: Prefix | None = None,
+                    system_cache: Path | None = None):
     """(History, RangeResult) of the whole log, its cache written on the way; None when not even a
     spill folder could be made (the caller decodes in memory). `make_meta(end_offset, damaged)`
-    gives the metadata stored with the cache."""
+    gives the metadata stored with the cache. With `system_cache` the run's system metrics found
+    by the same scan are cached there too (`system.seed`): no second pass over the log for them."""
     spill_dir = pq_path.parent / f".{pq_path.stem}.{os.getpid()}.{threading.get_ident()}.spill"
     try:
         try:
@@ -75,6 +77,11 @@ def decode_to_cache(log_file, path: Path, st, pq_path: Path, meta_key: bytes, la
             result = parallel_decode.decode_range(log_file, HEADER.size, None, label, total_mb, first, share=1.0,
                                                   prefix=prefix)
         meta = make_meta(result.end_offset, bool(result.damage))
+        if system_cache is not None and not result.cut:  # the system metrics from this same scan
+            from ..safe_open import file_identity
+            from . import system
+
+            system.seed(path, file_identity(st), system_cache, result.stats)
         try:
             write_parts(result.parts, pq_path, meta_key, meta)
         except OSError as exc:  # a full disk must not stop the answer

@@ -27,6 +27,7 @@ from .wandb_file import BLOCK, HEADER, Framing, WindowedFraming
 
 log = logging.getLogger("wandb_lens.local")
 
+_STATS_FIELD = 7  # Record.stats: system metrics (records.FIELDS)
 MIN_BYTES = 64 << 20  # smaller logs decode in about a second: not worth a second process
 CHUNK_BYTES = 128 << 20  # history records per spilled chunk (~30k rows of 50 metrics, ~15 MB of columns)
 
@@ -46,6 +47,8 @@ class RangeResult:
     truncated: bool = False
     damage: list[str] = field(default_factory=list)
     parts: list = field(default_factory=list)  # history_writer.Part, when decoded into a Spill
+    stats: list = field(default_factory=list)  # undecoded `stats` records (system metrics), for system.seed
+    cut: bool = False  # the file ended before the size the decode began with
 
 
 @dataclass
@@ -84,7 +87,8 @@ def decode_range(data, start: int, stop: int | None, label: str = "", total: flo
     decoded so far are, for an answer before the decode ends."""
     from ... import progress
     from .history_decode import HistoryBuilder
-    from .run_file import _HISTORY_TAG, _record_tag
+    from .records import payload_field
+    from .run_file import _HISTORY_TAG, _SUMMARY_TAG, _record_tag
 
     if isinstance(data, LogFile):
         framing = WindowedFraming(data.read, data.size, start=start, stop=stop)
@@ -96,8 +100,10 @@ def decode_range(data, start: int, stop: int | None, label: str = "", total: flo
     listening = bool(label) and progress.active()
     count = 0
     chunk = 0
+    stats: list[bytes] = []
     for rec in framing.records():
-        if _record_tag(rec) == _HISTORY_TAG:
+        tag = _record_tag(rec)
+        if tag == _HISTORY_TAG:
             builder.add(rec)
             chunk += len(rec)
             if spill is not None and chunk >= CHUNK_BYTES:
@@ -109,6 +115,8 @@ def decode_range(data, start: int, stop: int | None, label: str = "", total: flo
                         spill.add(builder.finish())
                         builder, chunk = HistoryBuilder(), 0
                         prefix.follow(builder, spill)
+        elif tag != _SUMMARY_TAG and payload_field(rec) == _STATS_FIELD:  # system metrics: few records
+            stats.append(rec)
         count += 1
         if listening and not count & 0xFFF:
             # both halves move at about the same speed: this half's share, doubled, is the estimate
@@ -116,15 +124,16 @@ def decode_range(data, start: int, stop: int | None, label: str = "", total: flo
             progress.report(done, total, f"{label}: {done:,.0f} of {total:,.0f} MB")
     hist = builder.finish()
     damage = list(framing.damage)
-    if getattr(framing, "shrank", False):
+    cut = getattr(framing, "shrank", False)
+    if cut:
         note = (f"the log was cut while it was read (at byte {framing.end_offset:,} of {data.size:,}): "
                 "rows after that point are not in this answer")
         hist.damage.append(note)
         damage.append(note)
     if spill is None:
-        return RangeResult(hist, framing.end_offset, framing.truncated, damage)
+        return RangeResult(hist, framing.end_offset, framing.truncated, damage, stats=stats, cut=cut)
     spill.add(hist)
-    return RangeResult(History(), framing.end_offset, framing.truncated, damage, list(spill.parts))
+    return RangeResult(History(), framing.end_offset, framing.truncated, damage, list(spill.parts), stats, cut)
 
 
 def _worker_main(argv: list[str]) -> int:
@@ -151,7 +160,7 @@ def _worker_main(argv: list[str]) -> int:
         # first half's process saw; one cut meanwhile ends where its bytes end (`LogFile`)
         r = decode_range(LogFile.of(f.fd, size), start, None, spill=spill)
     # plain values only: this module runs as __main__ here, so its classes would not unpickle there
-    answer = (r.history, r.end_offset, r.truncated, r.damage, [p.to_tuple() for p in r.parts])
+    answer = (r.history, r.end_offset, r.truncated, r.damage, [p.to_tuple() for p in r.parts], r.stats, r.cut)
     sys.stdout.buffer.write(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.buffer.flush()
     return 0
@@ -191,8 +200,8 @@ def decode_split(data, path, st, mid: int, label: str, total_mb: float, spill_di
             out, _ = proc.communicate()
             if proc.returncode == 0:
                 try:
-                    hist, end, truncated, damage, parts = pickle.loads(out)
-                    second = RangeResult(hist, end, truncated, damage, [Part(*p) for p in parts])
+                    hist, end, truncated, damage, parts, stats, cut = pickle.loads(out)
+                    second = RangeResult(hist, end, truncated, damage, [Part(*p) for p in parts], stats, cut)
                 except Exception as exc:
                     log.warning("decode worker answer unreadable (%s)", exc)
             else:  # the worker died or the file changed: decode the rest here
@@ -206,7 +215,7 @@ def decode_split(data, path, st, mid: int, label: str, total_mb: float, spill_di
     hist = first.history.append(second.history)
     hist.damage = merged_damage(hist.damage)
     return RangeResult(hist, second.end_offset, second.truncated, first.damage + second.damage,
-                       first.parts + second.parts)
+                       first.parts + second.parts, first.stats + second.stats, first.cut or second.cut)
 
 
 if __name__ == "__main__":

@@ -509,7 +509,7 @@ class LocalRunSource:
                     streamed = history_stream.decode_to_cache(
                         log_file, path, st, pq_path, b"wandb_lens", f"decoding {path.name}", mb,
                         lambda end, damaged: _history_meta(path, st, end, damaged, prefix_fingerprint(data, end)),
-                        prefix)
+                        prefix, self.cache_dir)
                     if streamed is not None:
                         progress.report(mb, mb, f"decoded {path.name}: {mb:,.1f} MB")
                         return streamed[0]

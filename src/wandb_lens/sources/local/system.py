@@ -30,10 +30,7 @@ def series(path: Path, roots, cache_dir: Path | None = None) -> dict[str, tuple[
 
     if cache_dir is None or path.suffix != ".wandb":  # old layout: wandb-events.jsonl, cheap to read
         return _series(path, roots)
-    import hashlib
-
-    ident = f"{path}|{file_identity(check_regular(path, roots))}"
-    npz = Path(cache_dir) / "system" / (hashlib.sha1(ident.encode()).hexdigest()[:24] + ".npz")
+    npz = _npz_path(path, file_identity(check_regular(path, roots)), cache_dir)
     try:
         with np.load(npz, allow_pickle=False) as z:
             keys = [str(k) for k in z["keys"]]
@@ -41,6 +38,35 @@ def series(path: Path, roots, cache_dir: Path | None = None) -> dict[str, tuple[
     except (OSError, KeyError, ValueError):
         pass
     out = _series(path, roots)
+    _save(npz, out)
+    return out
+
+
+def _npz_path(path: Path, identity: tuple, cache_dir: Path) -> Path:
+    import hashlib
+
+    ident = f"{path}|{identity}"
+    return Path(cache_dir) / "system" / (hashlib.sha1(ident.encode()).hexdigest()[:24] + ".npz")
+
+
+def seed(path: Path, identity: tuple, cache_dir: Path, stats: list[bytes]) -> None:
+    """Cache the series of the log whose identity (`safe_open.file_identity`) is `identity` from
+    its `stats` records (undecoded), found by the history decode's own scan: `series` then reads
+    the cache instead of a second pass over the log."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    parsed = []
+    for rec in stats:
+        try:
+            record = pb.Record.FromString(rec)
+        except Exception:  # passed its CRC but is not a Record: skipped like records.read does
+            continue
+        if record.WhichOneof("record_type") == "stats":
+            parsed.append(record.stats)
+    _save(_npz_path(path, identity, cache_dir), _from_records(parsed))
+
+
+def _save(npz: Path, out: dict) -> None:
     try:
         npz.parent.mkdir(parents=True, exist_ok=True)
         tmp = npz.with_suffix(f".{threading.get_ident()}.tmp.npz")
@@ -51,7 +77,6 @@ def series(path: Path, roots, cache_dir: Path | None = None) -> dict[str, tuple[
         os.replace(tmp, npz)
     except OSError:  # a read-only cache must not stop the answer
         pass
-    return out
 
 
 def _series(path: Path, roots) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -59,8 +84,12 @@ def _series(path: Path, roots) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         from .legacy import events
 
         return _sorted(events(path.parent, roots))
+    return _from_records(records.read(path, ("stats",), roots)["stats"])
+
+
+def _from_records(stats: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     raw: dict[str, tuple[list, list]] = {}
-    for rec in records.read(path, ("stats",), roots)["stats"]:
+    for rec in stats:
         t = rec.timestamp.seconds + rec.timestamp.nanos / 1e9
         for item in rec.item:
             try:

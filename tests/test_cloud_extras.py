@@ -49,7 +49,9 @@ def test_sweep_by_id_from_the_cloud(cloud, xlens, fake):
     from wandb_lens.demo_extras import SWEEP_ID
 
     fake.counts.clear()
-    a = _json(call(cloud, "sweep_analysis", {"sweep": SWEEP_ID}))
+    r = call(cloud, "sweep_analysis", {"sweep": SWEEP_ID})
+    a = _json(r)
+    assert len(r.texts[0].encode()) <= 3000
     assert fake.counts["GetSweep"] == 1
     # the sweep's own metric and goal are the defaults (train/loss, maximize: not what the runs alone suggest)
     assert a["metric"] == "train/loss" and a["goal"] == "max", a

@@ -133,3 +133,18 @@ def test_unknown_names_and_the_key_never_shown(cloud, fake, capfd):
     assert r.is_error and "lens-demo" in r.text
     out, err = capfd.readouterr()
     assert GOOD_KEY not in r.text + out + err
+
+
+def test_many_artifacts_stay_under_the_budget(cloud, fake, xlens):
+    """A run that logged 30 versions of long-named collections: the answer is cut to 3,000 B and says so."""
+    ids = _ids(xlens)
+    bare = next(i for n, i in ids.items() if n not in ("train-on-digits", "prepare-data"))
+    for i in range(30):
+        fake.artifacts.add("lens-team", PROJECT, f"tokenized-corpus-shard-{i:03d}-with-a-long-name", "dataset", bare,
+                           f"{i:032x}", 10 ** 9 + i, 1000, {"i": i}, ["candidate"])
+    a = _json(call(cloud, "artifacts", {"run": bare}))
+    n = len(a["logged"]["rows"])
+    assert a["logged"]["total"] == 30 and 5 <= n <= 20
+    assert a["cut"].startswith(f"logged: {n} shown of 30 (")
+    c = _json(call(cloud, "artifacts", {"project": PROJECT}))
+    assert c["collections"]["total"] == 32 and c["cut"].startswith(f"collections: {len(c['collections']['rows'])} shown of 32")

@@ -7,6 +7,7 @@ from ..errors import LensError, suggest
 from . import _base
 
 MAX_ROWS = 20
+MAX_BYTES = 3000
 LOGGED_COLS = ["name", "version", "type", "bytes", "files", "aliases", "digest"]
 USED_COLS = ["name", "type", "produced_by"]
 COLLECTION_COLS = ["name", "type", "versions", "latest", "bytes", "aliases", "produced_by", "used_by"]
@@ -33,6 +34,9 @@ def _scope(cat) -> dict:
 
 def register(server, app) -> None:
     def artifacts(run: str | None = None, project: str | None = None, name: str | None = None) -> dict:
+        return _fit(_answer(run, project, name))
+
+    def _answer(run: str | None, project: str | None, name: str | None) -> dict:
         from ..sources.local.artifacts import files_state, resolve
 
         if getattr(app.runs, "kind", "") == "cloud":
@@ -138,7 +142,7 @@ def _cloud(app, run: str | None, project: str | None, name: str | None) -> dict:
                  "metadata": {k: short(x) for k, x in list(v.metadata.items())[:6]}, "files_on_disk": v.files_state}
                 for v in reversed(got["versions"])]  # oldest first, as the local answer
         return {"project": project, "artifact": name.rsplit("/", 1)[-1].split(":")[0], "type": got["type"],
-                "versions_total": got["total"], "versions": rows}
+                "versions_total": got["total"], "versions": rows, **({"note": got["note"]} if "note" in got else {})}
     got = CA.project_collections(src, project, MAX_ROWS)
     rows = []
     for c in got["rows"]:
@@ -150,6 +154,32 @@ def _cloud(app, run: str | None, project: str | None, name: str | None) -> dict:
         out["lineage_note"] = "bytes, aliases, produced_by, used_by: of each collection's latest version"
     else:
         out["collections"] = "none: no artifact collections in this project"
+    return out
+
+
+def _fit(out: dict) -> dict:
+    """Drop the last rows of the longest list until the answer fits MAX_BYTES; say what is shown of what."""
+    from ..compact import dumps
+
+    lists = {k: (v["rows"] if isinstance(v, dict) and isinstance(v.get("rows"), list) else v)
+             for k, v in out.items() if k in ("logged", "used", "collections", "versions")}
+    lists = {k: v for k, v in lists.items() if isinstance(v, list)}
+    totals = {k: out[k].get("total") if isinstance(out[k], dict) else out.get("versions_total") for k in lists}
+    trimmed = False
+
+    def note():
+        parts = [f"{k}: {len(v)} shown of {totals[k]}" for k, v in lists.items() if totals[k] and len(v) < totals[k]]
+        if parts:
+            out["cut"] = "; ".join(parts) + (f" (answer kept under {MAX_BYTES} B)" if trimmed else f" (first {MAX_ROWS})")
+
+    note()
+    while lists and len(dumps(out)) > MAX_BYTES:
+        key = max(lists, key=lambda k: len(dumps(lists[k])) if len(lists[k]) > 1 else -1)
+        if len(lists[key]) <= 1:
+            break
+        lists[key].pop(0 if key == "versions" else -1)  # versions: keep the newest
+        trimmed = True
+        note()
     return out
 
 

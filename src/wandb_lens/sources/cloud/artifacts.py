@@ -72,12 +72,20 @@ def _ts(text) -> float | None:
     return parse_time(text) if text else None
 
 
-def _version(node: dict, collection: str | None = None, edge_version: str | None = None) -> Version:
+def _where(proj: dict | None) -> str:
+    proj = proj or {}
+    return f"{(proj.get('entity') or {}).get('name', '')}/{proj.get('name', '')}"
+
+
+def _version(node: dict, collection: str | None = None, edge_version: str | None = None,
+             where: str | None = None) -> Version:
+    """One version as listed in `collection` of `where` (entity/project; default: its source sequence)."""
     seq = node.get("artifactSequence") or {}
     name = collection or seq.get("name") or "?"
-    proj = seq.get("project") or {}
-    aliases = sorted({a.get("alias") for a in node.get("aliases") or []
-                      if (a.get("artifactCollection") or {}).get("name") == name and a.get("alias")},
+    where = where or _where(seq.get("project"))
+    aliases = sorted({a.get("alias") for a in node.get("aliases") or [] if a.get("alias")
+                      and (a.get("artifactCollection") or {}).get("name") == name
+                      and _where((a.get("artifactCollection") or {}).get("project")) == where},
                      key=lambda a: (a != "latest", a))
     try:
         meta = json.loads(node["metadata"]) if isinstance(node.get("metadata"), str) else node.get("metadata") or {}
@@ -87,15 +95,14 @@ def _version(node: dict, collection: str | None = None, edge_version: str | None
         id=node.get("id") or "", name=name, version=edge_version or f"v{node.get('versionIndex')}",
         type=(node.get("artifactType") or {}).get("name") or "", size=node.get("size"), files=node.get("fileCount"),
         aliases=aliases, digest=node.get("digest") or "", metadata=meta if isinstance(meta, dict) else {"value": meta},
-        files_state=_files_state(node), where=f"{(proj.get('entity') or {}).get('name', '')}/{proj.get('name', '')}")
+        files_state=_files_state(node), where=where)
 
 
 def _run_label(node: dict | None, home: str) -> str | None:
     """A producer / consumer run as `id`, or `entity/project/id` when it lives elsewhere."""
     if not node or node.get("__typename", "Run") != "Run":
         return None
-    proj = node.get("project") or {}
-    where = f"{(proj.get('entity') or {}).get('name', '')}/{proj.get('name', '')}"
+    where = _where(node.get("project"))
     return node.get("name") if where == home else f"{where}/{node.get('name')}"
 
 
@@ -209,7 +216,7 @@ def _versions(s, entity: str, project: str, ctype: str, name: str, want: int) ->
         conn = ((((d.get("project") or {}).get("artifactType") or {}).get("artifactCollection") or {})
                 .get("artifacts")) or {}
         total = int(conn.get("totalCount") or 0)
-        out += [_version(e["node"], name, e.get("version")) for e in conn.get("edges") or [] if e.get("node")]
+        out += [_version(e["node"], name, e.get("version"), f"{entity}/{project}") for e in conn.get("edges") or [] if e.get("node")]
         info = conn.get("pageInfo") or {}
         if not info.get("hasNextPage") or not info.get("endCursor"):
             break
@@ -237,6 +244,8 @@ def project_collections(src, project: str, limit: int) -> dict:
         rows = []
         for cname, ctype in names[:limit]:
             seen, n = _versions(s, entity, project, ctype, cname, 10)
+            if n > len(seen) and not any("latest" in v.aliases for v in seen):  # W&B did not list newest first
+                seen, n = _versions(s, entity, project, ctype, cname, MAX_VERSIONS)
             latest = next((v for v in seen if "latest" in v.aliases), seen[0] if seen else None)
             rows.append(Collection(cname, ctype, n, latest))
         _lineage(s, [c.latest for c in rows if c.latest], f"{entity}/{project}")
@@ -264,7 +273,10 @@ def collection_versions(src, project: str, name: str, limit: int) -> dict:
         versions, total = _versions(s, entity, project, ctype, cname, min(MAX_VERSIONS, max(limit, 50)))
         shown = versions[:limit]
         _lineage(s, shown, f"{entity}/{project}")
-        return {"type": ctype, "versions": shown, "total": total, "entity": entity}
+        out = {"type": ctype, "versions": shown, "total": total, "entity": entity}
+        if total > len(versions) and not any("latest" in v.aliases for v in versions):
+            out["note"] = f"the newest of the {len(versions)} versions read; W&B did not list its latest among them"
+        return out
 
     out = src._guard(go, f"reading artifact {cname} of {s.entity}/{project}", s.key)
     if out is None:

@@ -148,3 +148,13 @@ def test_many_artifacts_stay_under_the_budget(cloud, fake, xlens):
     assert a["cut"].startswith(f"logged: {n} shown of 30 (")
     c = _json(call(cloud, "artifacts", {"project": PROJECT}))
     assert c["collections"]["total"] == 32 and c["cut"].startswith(f"collections: {len(c['collections']['rows'])} shown of 32")
+
+
+def test_no_project_names_projects_and_registries(fake, tmp_path):
+    from wandb_lens.app import AppConfig
+    from wandb_lens.server import build_server
+
+    bare = build_server(AppConfig(source="cloud", entity="lens-team", base_url=fake.url, cache_dir=str(tmp_path),
+                                  timeout=10))
+    r = call(bare, "artifacts", {})
+    assert r.is_error and "lens-demo" in r.text and "wandb-registry-model" in r.text, r.text

@@ -241,13 +241,15 @@ def project_collections(src, project: str, limit: int) -> dict:
         if found is None:
             return None
         names, total, entity = found
-        rows = []
-        for cname, ctype in names[:limit]:
+        def one(pair):
+            cname, ctype = pair
             seen, n = _versions(s, entity, project, ctype, cname, 10)
             if n > len(seen) and not any("latest" in v.aliases for v in seen):  # W&B did not list newest first
                 seen, n = _versions(s, entity, project, ctype, cname, MAX_VERSIONS)
             latest = next((v for v in seen if "latest" in v.aliases), seen[0] if seen else None)
-            rows.append(Collection(cname, ctype, n, latest))
+            return Collection(cname, ctype, n, latest)
+
+        rows = list(_LINEAGE.map(one, names[:limit]))
         _lineage(s, [c.latest for c in rows if c.latest], f"{entity}/{project}")
         return {"rows": rows, "total": total, "entity": entity}
 

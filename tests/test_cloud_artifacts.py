@@ -158,3 +158,13 @@ def test_no_project_names_projects_and_registries(fake, tmp_path):
                                   timeout=10))
     r = call(bare, "artifacts", {})
     assert r.is_error and "lens-demo" in r.text and "wandb-registry-model" in r.text, r.text
+
+
+def test_w_and_b_failing_is_a_clear_error(cloud, fake):
+    fake.fail["ProjectArtifactCollections"] = (500, 10)
+    try:
+        r = call(cloud, "artifacts", {"project": PROJECT})
+    finally:
+        fake.fail.clear()
+    assert r.is_error and "server error" in r.text and "artifacts of lens-team/lens-demo" in r.text, r.text
+    assert GOOD_KEY not in r.text

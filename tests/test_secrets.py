@@ -93,7 +93,7 @@ def test_canary_key_never_leaks_cloud_source_down(tmp_path, per_request):
     srv = LensHTTP(["--source", "cloud", "--entity", "lens-team", "--project", "lens-demo", "--timeout", "2"],
                    tmp_path, env=env)
     calls = [("query_runs", {}), ("describe_run", {"run": "baseline-cosine"}), ("eval_health", {}),
-             ("get_call", {"call_id": "0190"})]
+             ("get_call", {"call_id": "0190"}), ("artifacts", {"run": "baseline-cosine"})]
 
     async def go():
         headers = {TOKEN_HEADER: TOKEN}
@@ -116,6 +116,7 @@ def test_canary_key_never_leaks_cloud_source_down(tmp_path, per_request):
         assert CANARY not in text, tool
     texts = {tool: res.content[0].text for tool, res in results}
     assert f"127.0.0.1:{dead}" in texts["query_runs"] and f"127.0.0.1:{dead}" in texts["describe_run"]
+    assert f"127.0.0.1:{dead}" in texts["artifacts"]
     assert f"127.0.0.1:{dead_traces}" in texts["eval_health"]
     log = srv.stderr()
     assert "DEBUG" in log and CANARY not in log

@@ -61,7 +61,7 @@ from wandb_lens.sources.local.wandb_file import Framing
 path, what, start, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 from wandb.proto import wandb_internal_pb2 as pb
 from wandb_lens.sources.local import run_file  # noqa: F401 (same imports as the decode)
-t = time.perf_counter()
+t = time.perf_counter(); c = time.process_time()
 if what == "read":
     with open(path, "rb", buffering=0) as fh:
         while fh.read(16 << 20):
@@ -75,7 +75,7 @@ else:
             if what == "parse":
                 parse(rec)
             n += 1
-print(json.dumps({"s": time.perf_counter() - t}))
+print(json.dumps({"s": time.perf_counter() - t, "cpu": time.process_time() - c}))
 """
 
 _INDEX = r"""
@@ -94,10 +94,14 @@ import numpy, pyarrow.compute, pyarrow.parquet, wandb.proto.wandb_internal_pb2  
 from wandb_lens.sources.local.source import LocalRunSource
 src = LocalRunSource([sys.argv[1]], cache_dir=sys.argv[2])
 info = src.get_run(sys.argv[3])
+cpu = lambda u: u.ru_utime + u.ru_stime
+s0, c0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 t = time.perf_counter(); hist = src.history(info); t_decode = time.perf_counter() - t
-usage = resource.getrusage(resource.RUSAGE_SELF)
-rss = max(usage.ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(json.dumps({"decode_s": t_decode, "rows": hist.n_rows, "rss_mb": rss / 1024}))
+s1, c1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+rss = max(s1.ru_maxrss, c1.ru_maxrss)
+# CPU seconds of this process and of the worker: on a loaded machine the larger one estimates the idle wall time
+print(json.dumps({"decode_s": t_decode, "rows": hist.n_rows, "rss_mb": rss / 1024,
+                  "cpu_self": cpu(s1) - cpu(s0), "cpu_worker": cpu(c1) - cpu(c0)}))
 """
 
 
@@ -125,9 +129,10 @@ def floors(path: Path) -> dict:
 
     size = path.stat().st_size
     mid = (size // 2) // BLOCK * BLOCK
+    parse1 = _py(_FLOOR, str(path), "parse", "7", "0")
     out = {"read": _py(_FLOOR, str(path), "read", "7", "0")["s"],
            "framing": _py(_FLOOR, str(path), "framing", "7", "0")["s"],
-           "parse1": _py(_FLOOR, str(path), "parse", "7", "0")["s"]}
+           "parse1": parse1["s"], "parse1_cpu": parse1["cpu"]}
     procs = [subprocess.Popen([sys.executable, "-c", _FLOOR, str(path), "parse", str(a), str(b)], stdout=subprocess.PIPE)
              for a, b in ((7, mid), (mid, 0))]
     # each half timed inside its process (start-up excluded); both run at once, the slower one counts
@@ -146,7 +151,8 @@ def measure(work: Path, steps: int, metrics: int) -> dict:
     shutil.rmtree(cache, ignore_errors=True)
     idx = _py(_INDEX, str(runs), str(cache), "synth0001")
     dec = _py(_DECODE, str(runs), str(cache), "synth0001")
-    row.update(index_s=idx["index_s"], index_rss=idx["rss_mb"], decode_s=dec["decode_s"], decode_rss=dec["rss_mb"])
+    row.update(index_s=idx["index_s"], index_rss=idx["rss_mb"], decode_s=dec["decode_s"], decode_rss=dec["rss_mb"],
+               decode_cpu=(dec["cpu_self"], dec["cpu_worker"]))
     for tool, args in (("describe_run", {"run": "synth0001"}), ("diagnose_run", {"run": "synth0001"}),
                        ("plot_overview", {"run": "synth0001"})):
         if os.environ.get("SCALE_TOOLS", "1") == "0":  # the decode alone (tool calls cold at 1M+ take minutes)
@@ -158,7 +164,7 @@ def measure(work: Path, steps: int, metrics: int) -> dict:
 
 
 HEAD = ("| steps x metrics | log | raw read | framing | protobuf parse 1 core / 2 | index (peak RSS) | decode (MB/s) "
-        "| decode / parse floor 1 core / 2 | peak RSS decode | describe cold / cached | diagnose cold / cached "
+        "| decode / parse floor 1 core / 2 | CPU s decode (this / worker) / parse 1 core | peak RSS decode | describe cold / cached | diagnose cold / cached "
         "| plot_overview cold / cached | peak RSS tool |")
 
 
@@ -177,7 +183,8 @@ def table(rows: list[dict], skipped: list[str]) -> str:
             f"| {r['parse1']:.2f} / {r['parse2']:.2f} s | {r['index_s']:.2f} s ({r['index_rss']:,.0f} MB) "
             f"| {r['decode_s']:.2f} s ({r['size_mb'] / r['decode_s']:,.0f}) "
             f"| {r['decode_s'] / r['parse1']:.2f}x / {r['decode_s'] / r['parse2']:.2f}x "
-            f"| {r['decode_rss']:,.0f} MB | {_pair(r, 'describe_run')} | {_pair(r, 'diagnose_run')} "
+            f"| {r['decode_cpu'][0]:.1f} / {r['decode_cpu'][1]:.1f} / {r['parse1_cpu']:.1f} "
+            f"({max(r['decode_cpu']) / r['parse1_cpu']:.2f}x) | {r['decode_rss']:,.0f} MB | {_pair(r, 'describe_run')} | {_pair(r, 'diagnose_run')} "
             f"| {_pair(r, 'plot_overview')} | {f'{max(tool_rss):,.0f} MB' if tool_rss else '-'} |")
     if skipped:
         lines.append(f"\nNot run: {', '.join(skipped)}.")

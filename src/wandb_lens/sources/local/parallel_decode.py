@@ -136,6 +136,25 @@ def decode_range(data, start: int, stop: int | None, label: str = "", total: flo
     return RangeResult(History(), framing.end_offset, framing.truncated, damage, list(spill.parts), stats, cut)
 
 
+def _protos_without_wandb_init() -> None:
+    """Let `wandb.proto.*_pb2` import without running wandb's package `__init__` (settings,
+    pydantic, the SDK: about 1 s of CPU, the largest part of this worker's start-up). Only in the
+    worker: a fresh interpreter that parses records and nothing else; wandb's own `proto/__init__`
+    is empty, and the pb2 modules import only each other and google.protobuf."""
+    import importlib.util
+    import sys
+    import types
+
+    if "wandb" in sys.modules:
+        return
+    spec = importlib.util.find_spec("wandb")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    pkg = types.ModuleType("wandb")
+    pkg.__path__ = list(spec.submodule_search_locations)
+    sys.modules["wandb"] = pkg
+
+
 def _worker_main(argv: list[str]) -> int:
     """`python -m wandb_lens.sources.local.parallel_decode PATH DEV INO START SIZE [SPILL_DIR]`: the
     pickled (History, end_offset, truncated, damage, parts) of [START, SIZE) on stdout; with
@@ -145,6 +164,7 @@ def _worker_main(argv: list[str]) -> int:
 
     from ..safe_open import open_regular
 
+    _protos_without_wandb_init()
     path, dev, ino, start, size = argv[0], int(argv[1]), int(argv[2]), int(argv[3]), int(argv[4])
     spill = None
     if len(argv) > 5:

@@ -36,9 +36,11 @@ def _cold(log_dir: str, other: str | None, cache: str) -> dict:
     async def go():
         async with Client(server) as client:
             runs = json.loads((await client.call_tool("query_runs", {"limit": 50})).content[0].text)
-            refs = [r["run"] for r in runs.get("runs", [])]
+            refs = [r["id"] for r in runs.get("runs", [])]
             big = next(r for r in refs if "synth" in r or "big" in r) if len(refs) > 1 else refs[0]
             small = next((r for r in refs if r != big), None)
+            if small:  # a finished small run's history read once: its later calls are the "other runs' calls"
+                await client.call_tool("describe_run", {"run": small})
             t0 = time.monotonic()
             first: list[float] = []
             done = anyio.Event()

@@ -20,14 +20,27 @@ def _server(runs_dir, cache):
     return build_server(AppConfig(runs_dirs=[str(runs_dir)], cache_dir=str(cache)))
 
 
+def _indexed(server) -> None:
+    """Wait until the listing's background index of the big run is done (no history is decoded)."""
+    import time
+
+    for _ in range(600):
+        states = call(server, "list_projects", {}).json["projects"][0]["states"]
+        if "indexing" not in states:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"still indexing: {states}")
+
+
 def test_budget_answers_in_part_then_whole(big_runs_dir, tmp_path, monkeypatch):  # noqa: F811
     reference = _server(big_runs_dir, tmp_path / "ref-cache")
     full_diag = call(reference, "diagnose_run", {"run": RUN}).json
     full_desc = call(reference, "describe_run", {"run": RUN}).json
     assert "partial" not in full_diag and "partial" not in full_desc
 
-    monkeypatch.setenv("WANDB_LENS_CALL_BUDGET_S", "0.001")
     server = _server(big_runs_dir, tmp_path / "cache")
+    _indexed(server)  # the budget is for the decode here (a call waiting for an index past it: see below)
+    monkeypatch.setenv("WANDB_LENS_CALL_BUDGET_S", "0.001")
     first = call(server, "diagnose_run", {"run": RUN})
     assert not first.is_error, first.text
     part = first.json["partial"]
@@ -68,3 +81,15 @@ def test_a_cached_run_reads_only_the_columns_a_tool_needs(big_runs_dir, tmp_path
     call(_server(big_runs_dir, warm), "describe_run", {"run": RUN})
     # every key but _step (held as the row index) once, and _timestamp once more to place system metrics
     assert len(read) == total
+
+
+def test_a_call_waiting_past_its_budget_for_another_threads_index_says_so(big_runs_dir, tmp_path, monkeypatch):  # noqa: F811
+    """The listing indexes a big new log in the background; a call for that run waits for it, and
+    past its budget answers that the run is still being indexed (a clear error, not a timeout)."""
+    server = _server(big_runs_dir, tmp_path / "cache")
+    assert call(server, "list_projects", {}).json["projects"][0]["states"] == {"indexing": 1}
+    monkeypatch.setenv("WANDB_LENS_CALL_BUDGET_S", "0.001")
+    res = call(server, "diagnose_run", {"run": RUN})
+    assert res.is_error and "still being indexed" in res.text and "ask again" in res.text, res.text
+    monkeypatch.setenv("WANDB_LENS_CALL_BUDGET_S", "600")
+    _indexed(server)

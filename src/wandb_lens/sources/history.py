@@ -268,10 +268,12 @@ def _valid(arr) -> np.ndarray:
 
 def _column_from_arrow(arr, kind: str) -> Column:
     """One stored column (nulls where the key was not logged) as a sparse Column."""
+    if kind == NUMERIC and arr.null_count == 0:  # logged on every row (the common case): one copy
+        return Column(kind, np.arange(len(arr), dtype=np.int64), _values(arr, np.float64).copy())
     valid = _valid(arr)
     rows = np.flatnonzero(valid)
     if kind == NUMERIC:
-        return Column(kind, rows, _values(arr, np.float64)[rows].astype(np.float64))
+        return Column(kind, rows, _values(arr, np.float64)[rows])
     if kind == HISTOGRAM:
         sub = arr.filter(arr.is_valid())
         counts = [np.asarray(v, dtype=np.float64) for v in sub.field("values").to_pylist()]

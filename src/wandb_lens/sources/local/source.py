@@ -186,8 +186,28 @@ class LocalRunSource:
                 threading.Thread(target=self._index_and_release, args=(path, lock), daemon=True,
                                  name=f"wandb-lens index {path.name}").start()
             return self._head_info(path)
-        with lock:
+        if not lock.acquire(blocking=False):  # another thread builds this index (a listing's background pass)
+            self._wait_for_index(path, lock)
+        try:
             return self._info(path)
+        finally:
+            lock.release()
+
+    def _wait_for_index(self, path: Path, lock: threading.Lock) -> None:
+        """Acquire `lock`, held by the thread indexing `path`: meanwhile say so (a progress report is
+        also the call's cancellation point), and past the call's budget answer that it is indexing."""
+        started = time.monotonic()
+        while not lock.acquire(timeout=0.25):
+            waited = time.monotonic() - started
+            try:
+                mb = os.stat(path).st_size / 1e6
+            except OSError:
+                mb = 0.0
+            progress.report(waited, None, f"waiting for the first index of {path.name} ({mb:,.0f} MB)")
+            if budget.remaining() == 0:
+                raise LensError(f"Run log {path.name} ({mb:,.0f} MB) is still being indexed for the first time "
+                                f"(waited {waited:,.0f} s of this call's budget); the index goes on in the "
+                                "background: ask again in a minute.")
 
     def _index_and_release(self, path: Path, lock: threading.Lock) -> None:
         try:
@@ -368,6 +388,8 @@ class LocalRunSource:
         key = str(path)
         try:
             hist = self._history_of(path, key, run)
+            if getattr(hist, "partial", False):  # system metrics would mean a pass over the whole log now
+                return hist
             return system.with_system(hist, path, self.roots, self.cache_dir)
         except UnsafeFile as exc:  # swapped for a FIFO, a directory or an escaping symlink
             raise LensError(f"Run {run.ref} cannot be read: {path.name}: {exc.reason}.") from None
@@ -396,6 +418,7 @@ class LocalRunSource:
             except Cancelled:  # the decode this call joined was stopped for a cancelled call: again
                 continue
             if partial:
+                hist.partial = True
                 budget.mark_partial(_partial_note(hist, run, st.st_size))
             return hist
 
@@ -578,6 +601,7 @@ def _partial_note(hist: History, run: RunInfo, size: int) -> dict:
     note: dict = {"rows": hist.n_rows, "of_rows": run.history_rows,
                   "steps": [int(steps[0]), int(steps[-1])] if len(steps) else None, "of_last_step": run.last_step,
                   "why": f"the first decode of this run's {size / 1e6:,.0f} MB log was still running when the "
-                         f"call's {budget.seconds():g} s budget (WANDB_LENS_CALL_BUDGET_S) ran out",
+                         f"call's {budget.seconds():g} s budget (WANDB_LENS_CALL_BUDGET_S) ran out; system "
+                         "metrics not read yet",
                   "next": "the decode goes on in the background: the next call answers from the whole run"}
     return {k: v for k, v in note.items() if v is not None}

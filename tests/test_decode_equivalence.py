@@ -324,7 +324,15 @@ def test_log_growing_during_a_streamed_decode(mixed_run, streamed, tmp_path, mon
     src, run, first = _source_history(tmp_path / "runs", tmp_path / "cache")
     assert grown and first.n_rows == scan_half[0].history_rows
     whole = history_decode.decode_history(run_file.scan(data, want_history=True)[1])
+    # the next call decodes the new rows only and appends them to the cache file, never reading it whole
+    from wandb_lens.sources.local import history_stream
+
+    appended = []
+    real_append = history_stream.append_to_cache
+    monkeypatch.setattr(history_stream, "append_to_cache", lambda *a: appended.append(real_append(*a)) or appended[-1])
     _same_history(src.history(src.get_run(run.id)), whole)
+    assert appended and appended[0] is not None
+    _same_history(_source_history(tmp_path / "runs", tmp_path / "cache")[2], whole)  # a new process: the file
 
 
 def test_log_cut_during_a_streamed_decode(mixed_run, streamed, tmp_path, monkeypatch):

@@ -94,11 +94,46 @@ def merged_damage(damage: list[str]) -> list[str]:
     return rest + ([f"{sum(counts)}{tail}"] if counts else [])
 
 
+def cached_part(path: Path, meta_key: bytes) -> tuple[Part, dict] | None:
+    """(the rows of a parquet cache file as a Part, its stored metadata), or None when unreadable:
+    a grown run's new rows are appended after it without reading it whole (`write_parts`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        smeta = pf.schema_arrow.metadata or {}
+        stored = json.loads(smeta.get(b"wandb_lens_kinds", b"{}"))
+        order = json.loads(smeta.get(b"wandb_lens_order", b"[]"))
+        names = pf.schema_arrow.names
+        if sorted(order) != sorted(names):
+            order = names
+        kinds = {k: NUMERIC if k == "_step" else stored.get(k, NUMERIC) for k in order}
+        damage = json.loads(smeta.get(b"wandb_lens_damage", b"[]"))
+        return Part(str(path), pf.metadata.num_rows, kinds, damage), json.loads(smeta[meta_key])
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
+        return None
+
+
+def _tables(part: Part):
+    """The part's rows as tables: an IPC chunk whole, a parquet file a row group at a time."""
+    import pyarrow as pa
+
+    if part.path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(part.path)
+        for i in range(pf.metadata.num_row_groups):
+            yield pf.read_row_group(i)
+        return
+    with pa.OSFile(part.path, "rb") as src:  # read into memory (not mapped): one chunk resident at a time
+        yield pa.ipc.open_file(src).read_all()
+
+
 def _read(part: Part):
     import pyarrow as pa
 
-    with pa.OSFile(part.path, "rb") as src:  # read into memory (not mapped): one chunk resident at a time
-        return pa.ipc.open_file(src).read_all()
+    return pa.concat_tables(list(_tables(part)))
 
 
 def write_parts(parts: list[Part], path: Path, meta_key: bytes, meta: dict) -> int:
@@ -127,18 +162,18 @@ def write_parts(parts: list[Part], path: Path, meta_key: bytes, meta: dict) -> i
             for i, part in enumerate(parts):
                 if not part.n_rows:
                     continue
-                table = _read(part)
-                n = table.num_rows
-                arrays = [table.column("_step").combine_chunks().cast(pa.int64())]
-                for key in keys:
-                    if i in use[key] and key in table.column_names:
-                        arr = table.column(key).combine_chunks()
-                        arrays.append(arr if arr.type == types[key] else arr.cast(types[key]))
-                    else:
-                        arrays.append(pa.nulls(n, types[key]))
-                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-                rows += n
-                del table, arrays
+                for table in _tables(part):
+                    n = table.num_rows
+                    arrays = [table.column("_step").combine_chunks().cast(pa.int64())]
+                    for key in keys:
+                        if i in use[key] and key in table.column_names:
+                            arr = table.column(key).combine_chunks()
+                            arrays.append(arr if arr.type == types[key] else arr.cast(types[key]))
+                        else:
+                            arrays.append(pa.nulls(n, types[key]))
+                    writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+                    rows += n
+                    del table, arrays
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

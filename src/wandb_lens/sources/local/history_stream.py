@@ -102,3 +102,28 @@ def _read_back(pq_path: Path, meta_key: bytes, result) -> History:
 def _attach(hist: History, meta: dict) -> History:
     hist._meta = meta
     return hist
+
+
+def append_to_cache(pq_path: Path, meta_key: bytes, old_meta: dict, new: History, meta: dict) -> History | None:
+    """The cache of a grown run rewritten as its cached rows (read a row group at a time) then
+    `new`, never the whole history in memory; the History over the new file (lazy), or None when
+    the cache file is not the one `old_meta` describes or cannot be written (the caller then
+    joins in memory as before)."""
+    from ..history import open_cached
+    from ..history_writer import cached_part
+
+    hit = cached_part(pq_path, meta_key)
+    if hit is None or any(hit[1].get(k) != old_meta.get(k) for k in ("path", "size", "end_offset", "fp")):
+        return None
+    spill_dir = pq_path.parent / f".{pq_path.stem}.{os.getpid()}.{threading.get_ident()}.spill"
+    try:
+        spill = Spill(spill_dir, "n")
+        spill.add(new)
+        write_parts([hit[0], *spill.parts], pq_path, meta_key, meta)
+    except OSError as exc:
+        log.warning("could not write history cache %s: %s", pq_path, exc)
+        return None
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+    lazy = open_cached(pq_path, meta_key)
+    return _attach(lazy[0], meta) if lazy is not None else None

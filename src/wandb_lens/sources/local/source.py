@@ -553,8 +553,13 @@ class LocalRunSource:
             finally:
                 if isinstance(data, mmap.mmap):
                     data.close()
-        hist = base.append(new) if base is not None else new
+        old_meta = meta
         meta = _history_meta(path, st, scan.end_offset, bool(scan.damage), fp)
+        if base is not None and st.st_size >= history_stream.MIN_BYTES:  # a big run grew: append to its file
+            grown = history_stream.append_to_cache(pq_path, b"wandb_lens", old_meta, new, meta)
+            if grown is not None:
+                return grown
+        hist = base.append(new) if base is not None else new
         hist._meta = meta
         try:
             write_cached(hist, pq_path, b"wandb_lens", meta)

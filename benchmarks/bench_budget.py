@@ -111,9 +111,12 @@ def _cached(log_dir: str, cache: str, tool: str, run: str) -> dict:
 
 
 def _rss_mb() -> int:
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    """Peak RSS of this process image (VmHWM: ru_maxrss would carry the parent's peak across exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    return -1
 
 
 def main() -> None:
